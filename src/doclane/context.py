@@ -1,0 +1,110 @@
+"""Fit what the model reads into a token budget: the whole document when it fits, otherwise
+the passages most relevant to the prompt (BM25), always with their page numbers.
+
+A small budget matters on a CPU: every context token costs time before the first answer token.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from doclane.documents import Document
+
+CHARS_PER_TOKEN = 4  # a conservative average for English text and numbers
+PASSAGE_CHARS = 700
+
+SYSTEM_PROMPT = (
+    "You are doclane, an assistant that answers questions about a document the user uploaded. "
+    "Use only the document content given. Be concise and accurate. When you use a page, cite "
+    "it like (p. 3)."
+)
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    page: int
+    order: int
+    text: str
+
+
+def _split(document: Document) -> list[Passage]:
+    passages: list[Passage] = []
+    for page in document.pages:
+        buffer = ""
+        for paragraph in re.split(r"\n\s*\n|\n", page.text):
+            paragraph = paragraph.strip()
+            if not paragraph:
+                continue
+            if buffer and len(buffer) + len(paragraph) > PASSAGE_CHARS:
+                passages.append(Passage(page.number, len(passages), buffer))
+                buffer = ""
+            buffer = f"{buffer}\n{paragraph}" if buffer else paragraph
+            while len(buffer) > PASSAGE_CHARS * 2:  # one enormous line: cut it
+                passages.append(Passage(page.number, len(passages), buffer[:PASSAGE_CHARS]))
+                buffer = buffer[PASSAGE_CHARS:]
+        if buffer:
+            passages.append(Passage(page.number, len(passages), buffer))
+    return passages
+
+
+def _terms(text: str) -> list[str]:
+    return [word for word in _WORD.findall(text.lower()) if len(word) > 2]
+
+
+def _bm25(passages: list[Passage], query: str, k1: float = 1.5, b: float = 0.75) -> list[float]:
+    docs = [Counter(_terms(p.text)) for p in passages]
+    query_terms = set(_terms(query))
+    if not docs or not query_terms:
+        return [0.0] * len(passages)
+    avg_len = sum(sum(d.values()) for d in docs) / len(docs) or 1.0
+    doc_freq = Counter(term for d in docs for term in query_terms if term in d)
+    scores = []
+    for d in docs:
+        length = sum(d.values())
+        score = 0.0
+        for term in query_terms:
+            tf = d.get(term, 0)
+            if tf:
+                idf = math.log(1 + (len(docs) - doc_freq[term] + 0.5) / (doc_freq[term] + 0.5))
+                score += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * length / avg_len))
+        scores.append(score)
+    return scores
+
+
+def select_passages(document: Document, prompt: str, budget_chars: int) -> list[Passage]:
+    passages = _split(document)
+    if sum(len(p.text) for p in passages) <= budget_chars:
+        return passages
+    scores = _bm25(passages, prompt)
+    if max(scores, default=0.0) > 0:
+        ranked = sorted(passages, key=lambda p: (-scores[p.order], p.order))
+    else:
+        # Nothing matches (e.g. "summarise"): sample evenly so the whole document is represented.
+        step = max(1, len(passages) * PASSAGE_CHARS // max(budget_chars, 1))
+        ranked = passages[::step] + [p for p in passages if p.order % step]
+    chosen: list[Passage] = []
+    used = 0
+    for passage in ranked:
+        if used + len(passage.text) > budget_chars:
+            continue
+        chosen.append(passage)
+        used += len(passage.text)
+    return sorted(chosen, key=lambda p: p.order)
+
+
+def build_messages(document: Document, prompt: str, budget_tokens: int) -> list[dict[str, str]]:
+    """The chat messages for one question about one document."""
+    budget_chars = max(0, budget_tokens * CHARS_PER_TOKEN - len(document.facts))
+    sections = [document.facts]
+    for passage in select_passages(document, prompt, budget_chars):
+        sections.append(f"[Page {passage.page}]\n{passage.text}")
+    content = "Document:\n" + "\n\n".join(sections) + f"\n\nRequest: {prompt}"
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": content},
+    ]

@@ -1,0 +1,57 @@
+"""The one place blocking work leaves the event loop: plain calls and producers in threads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+import anyio.to_thread
+
+T = TypeVar("T")
+
+ShouldStop = Callable[[], bool]
+# A blocking producer: calls emit(item) for each item; polls should_stop() to end early.
+Producer = Callable[[Callable[[T], None], ShouldStop], None]
+
+
+async def run_blocking(fn: Callable[..., T], *args: object) -> T:
+    """Run a blocking call in a worker thread; the event loop keeps serving meanwhile."""
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
+async def iterate_blocking(produce: Producer[T]) -> AsyncIterator[T]:
+    """Run a blocking producer in a worker thread and yield what it emits, as it emits it.
+
+    ``should_stop()`` turns True as soon as the consumer stops iterating (closed early or
+    cancelled); this generator then waits for the thread to return, so no work outlives it.
+    An exception raised by the producer is re-raised here.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[tuple[bool, T | None, BaseException | None]] = asyncio.Queue()
+    stop = threading.Event()
+
+    def emit(item: T) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, (False, item, None))
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            produce(emit, stop.is_set)
+        except BaseException as exc:
+            error = exc
+        loop.call_soon_threadsafe(queue.put_nowait, (True, None, error))
+
+    finished = loop.run_in_executor(None, run)
+    try:
+        while True:
+            done, item, error = await queue.get()
+            if error is not None:
+                raise error
+            if done:
+                return
+            yield item  # type: ignore[misc]  # an item is a T whenever done is False
+    finally:
+        stop.set()
+        await asyncio.shield(finished)

@@ -1,0 +1,27 @@
+"""The LLM provider interface: capability flags and one async method yielding text pieces."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "…"}
+
+
+class Provider(ABC):
+    name: ClassVar[str]
+    supports_vision: ClassVar[bool] = False
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Load what the provider needs (e.g. model weights) before the first request."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release what start() acquired."""
+
+    @abstractmethod
+    def stream(self, messages: list[Message], max_tokens: int) -> AsyncIterator[str]:
+        """Yield the answer as it is generated, piece by piece.
+
+        Closing the iterator early (``aclose()``, or cancelling the consumer) stops generation.
+        """
