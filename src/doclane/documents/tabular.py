@@ -36,14 +36,19 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _open_csv(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     """Create the view ``csv`` over the file; return the encoding that read it."""
     last_error: Exception | None = None
     for encoding in ("utf-8", "latin-1"):
         try:
+            # A view cannot take a prepared parameter, so the path is a quoted literal.
             con.execute(
-                f"CREATE OR REPLACE VIEW csv AS SELECT * FROM read_csv(?, encoding = '{encoding}')",
-                [str(path)],
+                f"CREATE OR REPLACE VIEW csv AS SELECT * FROM "
+                f"read_csv({quote_literal(str(path))}, encoding = '{encoding}')"
             )
             con.execute("SELECT count(*) FROM csv").fetchone()
             return encoding

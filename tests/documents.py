@@ -1,0 +1,68 @@
+"""Real documents made on the fly: PDFs (reportlab), CSVs, images (Pillow)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+from pypdf import PdfReader, PdfWriter
+from reportlab.lib.pagesizes import A4
+from reportlab.pdfgen import canvas
+
+
+def make_pdf(path: Path, pages: list[list[str]]) -> Path:
+    """A text PDF: one list of lines per page."""
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    for lines in pages:
+        y = 780
+        for line in lines:
+            pdf.drawString(72, y, line)
+            y -= 18
+        pdf.showPage()
+    pdf.save()
+    return path
+
+
+def make_report_pdf(path: Path, page_count: int = 3) -> Path:
+    """A small report whose facts sit on known pages."""
+    pages = []
+    for number in range(1, page_count + 1):
+        lines = [f"Acme Corporation annual report, section {number}."]
+        if number == 2:
+            lines.append("Revenue in 2024 was 4.2 million dollars.")
+        else:
+            lines.append(f"The team planted {number * 7} trees this year.")
+        pages.append(lines)
+    return make_pdf(path, pages)
+
+
+def encrypt_pdf(source: Path, target: Path, password: str) -> Path:
+    writer = PdfWriter()
+    writer.append(PdfReader(source))
+    writer.encrypt(password)
+    with target.open("wb") as out:
+        writer.write(out)
+    return target
+
+
+def make_csv(path: Path, rows: int = 40) -> Path:
+    regions = ["North", "South", "East", "West"]
+    lines = ["order_id,region,amount"]
+    for i in range(1, rows + 1):
+        lines.append(f"{i},{regions[i % 4]},{i * 2.5:.2f}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def make_png(path: Path, size: tuple[int, int] = (320, 200), fmt: str = "PNG") -> Path:
+    image = Image.new("RGB", size, "white")
+    ImageDraw.Draw(image).text((20, 80), "Invoice 1234", fill="black")
+    image.save(path, format=fmt)
+    return path
+
+
+def png_bytes() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), "red").save(buffer, format="PNG")
+    return buffer.getvalue()

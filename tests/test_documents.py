@@ -1,0 +1,100 @@
+"""Extraction on real files: PDF pages, CSV profiles with exact figures, image facts, sniffing."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from doclane.documents import extract, inspect_upload
+from doclane.documents.pdf import clean_text
+from doclane.documents.sniff import sniff
+from doclane.errors import DocumentError, EmptyFile, UnsupportedFileType
+from doclane.jobs import DocumentKind
+from tests.documents import make_csv, make_pdf, make_png, make_report_pdf, png_bytes
+
+
+def no_progress(done: int, total: int, stage: str) -> None:
+    pass
+
+
+def test_pdf_pages_keep_their_numbers(tmp_path: Path) -> None:
+    pdf = make_report_pdf(tmp_path / "r.pdf", page_count=4)
+    reports: list[tuple[int, int, str]] = []
+    document = extract(pdf, DocumentKind.PDF, lambda *a: reports.append(a), lambda: False)
+    assert [page.number for page in document.pages] == [1, 2, 3, 4]
+    assert "4.2 million" in document.pages[1].text
+    assert "4 pages" in document.facts
+    assert reports[-1][:2] == (4, 4) and "page 4 of 4" in reports[-1][2]
+
+
+def test_pdf_without_text_says_so(tmp_path: Path) -> None:
+    pdf = make_pdf(tmp_path / "blank.pdf", [[], []])
+    document = extract(pdf, DocumentKind.PDF, no_progress, lambda: False)
+    assert document.pages == []
+    assert "No text" in document.facts
+
+
+def test_clean_text_rejoins_hyphens_and_ligatures() -> None:
+    assert clean_text("docu\ufffe\r\nment ﬁle") == "document file"
+
+
+def test_csv_profile_is_exact(tmp_path: Path) -> None:
+    csv = make_csv(tmp_path / "orders.csv", rows=1234)
+    document = extract(csv, DocumentKind.CSV, no_progress, lambda: False)
+    assert "1,234 rows, 3 columns" in document.facts
+    total = sum(i * 2.5 for i in range(1, 1235))
+    assert f"sum {total:.6g}" in document.facts
+    assert "region (VARCHAR)" in document.facts
+    assert "min 1, max 1234" in document.facts
+
+
+def test_csv_semicolons_and_latin1(tmp_path: Path) -> None:
+    path = tmp_path / "eu.csv"
+    path.write_bytes("name;city;score\nJosé;Málaga;3\nZoë;Köln;4\n".encode("latin-1"))
+    document = extract(path, DocumentKind.CSV, no_progress, lambda: False)
+    assert "2 rows, 3 columns" in document.facts
+    assert "Málaga" in document.facts and "latin-1" in document.facts
+
+
+def test_image_facts(tmp_path: Path) -> None:
+    image = make_png(tmp_path / "a.webp", size=(640, 480), fmt="WEBP")
+    assert inspect_upload(image) is DocumentKind.IMAGE
+    document = extract(image, DocumentKind.IMAGE, no_progress, lambda: False)
+    assert "WEBP" in document.facts and "640 x 480" in document.facts
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [
+        (b"%PDF-1.4\n...", DocumentKind.PDF),
+        (png_bytes(), DocumentKind.IMAGE),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", DocumentKind.IMAGE),
+        (b"GIF89a\x01\x00", DocumentKind.IMAGE),
+        (b"RIFF\x00\x00\x00\x00WEBPVP8 ", DocumentKind.IMAGE),
+        (b"a,b,c\n1,2,3\n", DocumentKind.CSV),
+        ("name;ville\nJosé;Orléans\n".encode("cp1252"), DocumentKind.CSV),
+        (b"BMW,Audi\n1,2\n", DocumentKind.CSV),  # starts with "B", not a bitmap
+        (b"MZ\x90\x00\x03\x00\x00\x00", None),
+        (b"\x7fELF\x02\x01\x01\x00" + bytes(64), None),
+        (os.urandom(4096), None),
+    ],
+)
+def test_sniff(head: bytes, kind: DocumentKind | None) -> None:
+    assert sniff(head) is kind
+
+
+def test_inspect_rejects_empty_and_unknown(tmp_path: Path) -> None:
+    empty = tmp_path / "e.pdf"
+    empty.write_bytes(b"")
+    with pytest.raises(EmptyFile):
+        inspect_upload(empty)
+    junk = tmp_path / "j.pdf"
+    junk.write_bytes(os.urandom(1000))
+    with pytest.raises(UnsupportedFileType):
+        inspect_upload(junk)
+    fake = tmp_path / "f.pdf"
+    fake.write_bytes(b"%PDF-1.7\nnot really")
+    with pytest.raises(DocumentError):
+        inspect_upload(fake)
