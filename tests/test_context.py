@@ -23,7 +23,7 @@ def test_small_document_is_sent_whole() -> None:
     messages = build_messages(document, "What comes second?", budget_tokens=600)
     content = messages[-1]["content"]
     assert "[Page 1]\nAlpha." in content and "[Page 2]\nBeta." in content
-    assert content.endswith("Request: What comes second?")
+    assert content.endswith("Using the text above: What comes second?")
 
 
 def test_relevant_passage_is_picked_with_its_page() -> None:
