@@ -22,8 +22,8 @@ def test_small_document_is_sent_whole() -> None:
     document = Document(DocumentKind.PDF, "PDF, 2 pages.", [Page(1, "Alpha."), Page(2, "Beta.")])
     messages = build_messages(document, "What comes second?", budget_tokens=600)
     content = messages[-1]["content"]
-    assert "[Page 1]\nAlpha." in content and "[Page 2]\nBeta." in content
-    assert content.endswith("Using the text above: What comes second?")
+    assert "[Page 1] Alpha." in content and "[Page 2] Beta." in content
+    assert "Question: What comes second?" in content
 
 
 def test_relevant_passage_is_picked_with_its_page() -> None:
@@ -31,7 +31,7 @@ def test_relevant_passage_is_picked_with_its_page() -> None:
     assert sum(len(p.text) for p in passages) <= 1500
     assert passages[0].page == 17 or any(p.page == 17 for p in passages)
     messages = build_messages(long_document(), "How long is the turbine warranty?", 400)
-    assert "[Page 17]\nThe warranty period" in messages[-1]["content"]
+    assert "[Page 17] The warranty period" in messages[-1]["content"]
 
 
 def test_unmatched_prompt_samples_the_whole_document() -> None:

@@ -16,9 +16,10 @@ from doclane.documents import Document
 CHARS_PER_TOKEN = 4  # a conservative average for English text and numbers
 PASSAGE_CHARS = 700
 
-# Kept short: with a small model every instruction token costs time and attention. Putting the
-# request after the text ("Using the text above, …") measured best with SmolLM2-135M.
-SYSTEM_PROMPT = "Answer using only the given document text. Be brief. Cite pages like (p. 3)."
+# One user turn, text first, then the question and a short instruction: of the layouts tried
+# with SmolLM2-135M on ten questions with known answers, this one answered most correctly (6/10,
+# against 2/10 for a system prompt plus the text). A small model needs few, plain words.
+INSTRUCTION = "Answer briefly, using only the text."
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -100,9 +101,6 @@ def build_messages(document: Document, prompt: str, budget_tokens: int) -> list[
     budget_chars = max(0, budget_tokens * CHARS_PER_TOKEN - len(document.facts))
     sections = [document.facts]
     for passage in select_passages(document, prompt, budget_chars):
-        sections.append(f"[Page {passage.page}]\n{passage.text}")
-    content = "\n\n".join(sections) + f"\n\n---\nUsing the text above: {prompt}"
-    return [
-        {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": content},
-    ]
+        sections.append(f"[Page {passage.page}] {passage.text}")
+    text = "\n\n".join(sections)
+    return [{"role": "user", "content": f"Text:\n{text}\n\nQuestion: {prompt}\n{INSTRUCTION}"}]

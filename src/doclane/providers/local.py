@@ -88,10 +88,8 @@ class LocalProvider(Provider):
             "messages": messages,
             "max_tokens": max_tokens,
             "stream": True,
-            "temperature": 0.2,
-            "top_p": 0.9,
+            "temperature": 0.0,  # greedy: the same question gets the same answer
             "repeat_penalty": 1.15,
-            "seed": 7,
         }
         errors: list[str] = []
 
