@@ -9,12 +9,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from tests.documents import make_csv, make_png, make_report_pdf
 from tests.server import ServerProcess
-from tests.wsclient import check_stream, follow, get_job, of_job, upload
+from tests.wsclient import Received, check_stream, follow, get_job, of_job, upload
 
 pytestmark = pytest.mark.anyio
 
@@ -50,8 +51,16 @@ async def test_seed_client_flow(
                 "message": "File uploaded successfully",
             },
         }
-        events = of_job(await follow(ws, {job_id}), job_id)
-        second_events = of_job(await follow(second, {job_id}), job_id)
+        received: dict[str, list[Received]] = {}
+
+        async def follow_into(name: str, connection: ClientConnection) -> None:
+            received[name] = await follow(connection, {job_id})
+
+        async with anyio.create_task_group() as tg:  # read both: an unread socket stalls
+            tg.start_soon(follow_into, "first", ws)
+            tg.start_soon(follow_into, "second", second)
+        events = of_job(received["first"], job_id)
+        second_events = of_job(received["second"], job_id)
 
     answer = check_stream(events)
     assert second_events == events  # every client gets every event

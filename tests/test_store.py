@@ -10,8 +10,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from doclane.errors import LeaseLost
-from doclane.jobs import DocumentKind, JobStatus, JobStore, NewJob, open_store
+from doclane import messages
+from doclane.errors import InvalidRequest, JobNotFound, LeaseLost
+from doclane.jobs import Change, DocumentKind, JobStatus, JobStore, NewJob, open_store
 
 pytestmark = pytest.mark.anyio
 
@@ -86,7 +87,7 @@ async def test_expired_lease_is_claimed_again(store: JobStore) -> None:
     job = await store.claim("w2", 60)
     assert job is not None and job.job_id == job_id and job.attempts == 2
     with pytest.raises(LeaseLost):  # the old owner can no longer write
-        await store.record(job_id, "dead-worker", 50, "stale")
+        await store.emit(job_id, "dead-worker", Change(answer="stale"), update(job_id, 50))
     with pytest.raises(LeaseLost):
         await store.heartbeat(job_id, "dead-worker", 60)
 
@@ -104,28 +105,108 @@ async def test_exhausted_job_fails(store: JobStore) -> None:
     job_id = await add(store)
     await store.claim("w1", 0.1)
     await anyio.sleep(0.2)
-    [failed] = await store.fail_exhausted(1, "gave up")
-    assert failed.job_id == job_id
+    [event] = await store.fail_exhausted(1, "gave up")
+    assert event == {
+        "type": "job_failed",
+        "job_id": job_id,
+        "error": "gave up",
+        "status": "failed",
+        "seq": 1,
+    }
+    failed = await store.get(job_id)
+    assert failed is not None
     assert failed.status is JobStatus.FAILED and failed.error == "gave up"
     assert failed.completed_at is not None
     assert await store.claim("w2", 60) is None
+    assert await store.events_after(job_id, 0) == [event]
 
 
-async def test_record_progress_never_decreases_and_seq_grows(store: JobStore) -> None:
+def update(job_id: str, progress: int) -> messages.Event:
+    return messages.job_update(job_id, progress, "working")
+
+
+async def test_emit_logs_events_and_progress_never_decreases(store: JobStore) -> None:
     job_id = await add(store)
     await store.claim("w", 60)
-    seqs = [
-        await store.record(job_id, "w", 40, "Hel"),
-        await store.record(job_id, "w", 20, "Hello"),
-    ]
+    first = await store.emit(job_id, "w", Change(progress=40), update(job_id, 40))
+    chunk = await store.emit(
+        job_id, "w", Change(progress=20, answer="Hel"), messages.ai_chunk(job_id, "Hel", "Hel")
+    )
+    second = await store.emit(
+        job_id, "w", Change(answer="Hello"), messages.ai_chunk(job_id, "lo", "Hello")
+    )
+    assert [first["seq"], chunk["seq"], second["seq"]] == [1, 2, 3]
     job = await store.get(job_id)
     assert job is not None
-    assert job.progress == 40 and job.answer == "Hello"
-    assert seqs == [1, 2] and job.seq == 2
-    done = await store.finish(job_id, "w", JobStatus.COMPLETED, "Hello!", None)
-    assert done.progress == 100 and done.seq == 3 and done.completed_at is not None
+    assert job.progress == 40 and job.answer == "Hello" and job.seq == 3
+    done = await store.emit(
+        job_id,
+        "w",
+        Change(progress=100, answer="Hello!", status=JobStatus.COMPLETED),
+        messages.job_completed(job_id, "Hello!"),
+    )
+    job = await store.get(job_id)
+    assert job is not None
+    assert job.status is JobStatus.COMPLETED and job.progress == 100 and job.seq == 4
+    assert job.completed_at is not None
     with pytest.raises(LeaseLost):  # a finished job takes no more writes
-        await store.record(job_id, "w", 100, "again")
+        await store.emit(job_id, "w", Change(progress=100), update(job_id, 100))
+    # The log replays exactly what was sent, partial included, from any point.
+    assert await store.events_after(job_id, 0) == [first, chunk, second, done]
+    assert await store.events_after(job_id, 2) == [second, done]
+    assert (await store.events_after(job_id, 2))[0]["partial"] == "Hello"
+    assert await store.events_after(job_id, 4) == []
+
+
+async def test_retry_requeues_for_later(store: JobStore) -> None:
+    job_id = await add(store)
+    await store.claim("w", 60)
+    await store.emit(
+        job_id, "w", Change(status=JobStatus.PENDING, run_at=time.time() + 0.3), update(job_id, 1)
+    )
+    assert await store.claim("w", 60) is None  # not before its retry time
+    await anyio.sleep(0.4)
+    job = await store.claim("w", 60)
+    assert job is not None and job.job_id == job_id and job.attempts == 2
+
+
+async def test_release_gives_the_job_back_uncounted(store: JobStore) -> None:
+    job_id = await add(store)
+    await store.claim("w", 60)
+    await store.release(job_id, "w")
+    job = await store.claim("w2", 60)
+    assert job is not None and job.job_id == job_id and job.attempts == 1
+
+
+async def test_cancel(store: JobStore) -> None:
+    pending = await add(store)
+    job, event = await store.cancel(pending)
+    assert job.status is JobStatus.CANCELLED and job.completed_at is not None
+    assert event == {
+        "type": "job_failed",
+        "job_id": pending,
+        "error": "Job cancelled",
+        "status": "cancelled",
+        "seq": 1,
+    }
+    again, no_event = await store.cancel(pending)  # idempotent
+    assert again.status is JobStatus.CANCELLED and no_event is None
+    assert await store.claim("w", 60) is None
+
+    running = await add(store)
+    await store.claim("w", 60)
+    await store.cancel(running)
+    with pytest.raises(LeaseLost):  # the worker learns at its next write or heartbeat
+        await store.heartbeat(running, "w", 60)
+
+    done = await add(store)
+    await store.claim("w", 60)
+    await store.emit(done, "w", Change(status=JobStatus.COMPLETED), update(done, 100))
+    with pytest.raises(InvalidRequest) as conflict:
+        await store.cancel(done)
+    assert conflict.value.status_code == 409
+    with pytest.raises(JobNotFound):
+        await store.cancel("no-such-job")
 
 
 async def test_jobs_survive_reopening(store: JobStore, database_url: str) -> None:

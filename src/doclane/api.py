@@ -83,6 +83,16 @@ async def get_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
     return {"success": True, "data": job.public()}
 
 
+@router.delete("/jobs/{job_id}")
+@router.post("/jobs/{job_id}/cancel")
+async def cancel_job(job_id: str, services: ServicesDep) -> dict[str, Any]:
+    """Cancel a pending or running job (a running one stops within a second). Idempotent."""
+    job, event = await services.store.cancel(job_id)
+    if event is not None:
+        await services.bus.publish(event)
+    return {"success": True, "data": job.public()}
+
+
 @router.get("/health")
 async def health(services: ServicesDep) -> dict[str, Any]:
     return {

@@ -7,7 +7,8 @@
     │   └── UploadTooLarge (413)
     ├── JobNotFound (404)
     └── ProcessingError          a job failed while running; its message reaches `job_failed`
-        └── DocumentError        the document itself is unreadable: retrying will not help
+        ├── DocumentError        the document itself is unreadable: retrying will not help
+        └── TransientError       worth retrying later (rate limit, timeout, a busy service)
     LeaseLost                    (not a DoclaneError) the worker lost the job: stop quietly
 
 The API maps every DoclaneError to ``{"success": false, "error": message}`` in one handler.
@@ -55,6 +56,10 @@ class ProcessingError(DoclaneError):
 
 class DocumentError(ProcessingError):
     status_code = 422
+
+
+class TransientError(ProcessingError):
+    pass
 
 
 class LeaseLost(Exception):

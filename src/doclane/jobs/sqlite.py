@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 
-from doclane.errors import LeaseLost
-from doclane.jobs.base import JobStore
+from doclane.errors import DoclaneError, InvalidRequest, JobNotFound, LeaseLost
+from doclane.jobs.base import CANCELLED_ERROR, Change, Event, JobStore, replay, stored_payload
 from doclane.jobs.model import DocumentKind, Job, JobStatus, NewJob
+from doclane.messages import cancelled_event, failed_event
 
 T = TypeVar("T")
 
@@ -44,12 +46,40 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_expires_at REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, priority DESC, seq_no);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    payload TEXT NOT NULL,  -- the event as sent, without ai_chunk's partial (see replay)
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
 """
+SCHEMA_VERSION = 1
 
 COLUMNS = (
     "job_id, status, progress, file_name, file_path, kind, prompt, priority, run_at, "
     "created_at, completed_at, answer, error, attempts, seq"
 )
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE takes the write lock up front, so a claim never races another process."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _log(conn: sqlite3.Connection, job_id: str, seq: int, event: Event) -> Event:
+    event = {**event, "seq": seq}
+    conn.execute(
+        "INSERT INTO events (job_id, seq, payload) VALUES (?, ?, ?)",
+        (job_id, seq, stored_payload(event)),
+    )
+    return event
 
 
 def _job(row: sqlite3.Row) -> Job:
@@ -92,7 +122,11 @@ class SQLiteJobStore(JobStore):
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=10000")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version not in (0, SCHEMA_VERSION):
+                raise DoclaneError(f"{self._path} has job schema v{version}; expected v1")
             conn.executescript(SCHEMA)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return conn
 
         self._conn = await anyio.to_thread.run_sync(connect, limiter=self._limiter)
@@ -133,8 +167,7 @@ class SQLiteJobStore(JobStore):
     async def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
         def take(conn: sqlite3.Connection) -> Job | None:
             now = time.time()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):
                 row = conn.execute(
                     f"""UPDATE jobs SET status = 'processing', worker_id = ?,
                             lease_expires_at = ?, attempts = attempts + 1
@@ -146,25 +179,25 @@ class SQLiteJobStore(JobStore):
                         RETURNING {COLUMNS}""",
                     (worker_id, now + lease_seconds, now, now),
                 ).fetchone()
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
             return _job(row) if row else None
 
         return await self._run(take)
 
-    async def fail_exhausted(self, max_attempts: int, error: str) -> list[Job]:
-        def fail(conn: sqlite3.Connection) -> list[Job]:
+    async def fail_exhausted(self, max_attempts: int, error: str) -> list[Event]:
+        def fail(conn: sqlite3.Connection) -> list[Event]:
             now = time.time()
-            rows = conn.execute(
-                f"""UPDATE jobs SET status = 'failed', error = ?, completed_at = ?,
-                        seq = seq + 1, worker_id = NULL, lease_expires_at = NULL
-                    WHERE status = 'processing' AND lease_expires_at < ? AND attempts >= ?
-                    RETURNING {COLUMNS}""",
-                (error, now, now, max_attempts),
-            ).fetchall()
-            return [_job(row) for row in rows]
+            with _transaction(conn):
+                rows = conn.execute(
+                    """UPDATE jobs SET status = 'failed', error = ?, completed_at = ?,
+                           seq = seq + 1, worker_id = NULL, lease_expires_at = NULL
+                       WHERE status = 'processing' AND lease_expires_at < ? AND attempts >= ?
+                       RETURNING job_id, seq""",
+                    (error, now, now, max_attempts),
+                ).fetchall()
+                return [
+                    _log(conn, row["job_id"], row["seq"], failed_event(row["job_id"], error))
+                    for row in rows
+                ]
 
         return await self._run(fail)
 
@@ -180,37 +213,87 @@ class SQLiteJobStore(JobStore):
 
         await self._run(extend)
 
-    async def record(self, job_id: str, worker_id: str, progress: int, answer: str) -> int:
-        def write(conn: sqlite3.Connection) -> int:
-            row = conn.execute(
-                """UPDATE jobs SET progress = MAX(progress, ?), answer = ?, seq = seq + 1
-                   WHERE job_id = ? AND worker_id = ? AND status = 'processing'
-                   RETURNING seq""",
-                (progress, answer, job_id, worker_id),
-            ).fetchone()
-            if row is None:
-                raise LeaseLost(job_id)
-            return int(row["seq"])
+    async def emit(self, job_id: str, worker_id: str, change: Change, event: Event) -> Event:
+        final = change.status is not None and change.status.is_final
+        ends_lease = change.status is not None and change.status is not JobStatus.PROCESSING
+
+        def write(conn: sqlite3.Connection) -> Event:
+            with _transaction(conn):
+                row = conn.execute(
+                    """UPDATE jobs SET
+                           progress = MAX(progress, COALESCE(?, progress)),
+                           answer = COALESCE(?, answer),
+                           status = COALESCE(?, status),
+                           error = COALESCE(?, error),
+                           run_at = COALESCE(?, run_at),
+                           completed_at = CASE WHEN ? THEN ? ELSE completed_at END,
+                           worker_id = CASE WHEN ? THEN NULL ELSE worker_id END,
+                           lease_expires_at = CASE WHEN ? THEN NULL ELSE lease_expires_at END,
+                           seq = seq + 1
+                       WHERE job_id = ? AND worker_id = ? AND status = 'processing'
+                       RETURNING seq""",
+                    (
+                        change.progress,
+                        change.answer,
+                        change.status.value if change.status else None,
+                        change.error,
+                        change.run_at,
+                        final,
+                        time.time(),
+                        ends_lease,
+                        ends_lease,
+                        job_id,
+                        worker_id,
+                    ),
+                ).fetchone()
+                if row is None:
+                    raise LeaseLost(job_id)
+                return _log(conn, job_id, row["seq"], event)
 
         return await self._run(write)
 
-    async def finish(
-        self, job_id: str, worker_id: str, status: JobStatus, answer: str, error: str | None
-    ) -> Job:
-        def write(conn: sqlite3.Connection) -> Job:
-            row = conn.execute(
-                f"""UPDATE jobs SET status = ?, answer = ?, error = ?, completed_at = ?,
-                        progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END,
-                        seq = seq + 1, worker_id = NULL, lease_expires_at = NULL
-                    WHERE job_id = ? AND worker_id = ? AND status = 'processing'
-                    RETURNING {COLUMNS}""",
-                (status.value, answer, error, time.time(), status.value, job_id, worker_id),
-            ).fetchone()
-            if row is None:
-                raise LeaseLost(job_id)
-            return _job(row)
+    async def release(self, job_id: str, worker_id: str) -> None:
+        def give_back(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                """UPDATE jobs SET status = 'pending', attempts = attempts - 1,
+                       worker_id = NULL, lease_expires_at = NULL
+                   WHERE job_id = ? AND worker_id = ? AND status = 'processing'""",
+                (job_id, worker_id),
+            )
 
-        return await self._run(write)
+        await self._run(give_back)
+
+    async def cancel(self, job_id: str) -> tuple[Job, Event | None]:
+        def cancel(conn: sqlite3.Connection) -> tuple[Job, Event | None]:
+            with _transaction(conn):
+                row = conn.execute(
+                    """UPDATE jobs SET status = 'cancelled', error = ?, completed_at = ?,
+                           seq = seq + 1, worker_id = NULL, lease_expires_at = NULL
+                       WHERE job_id = ? AND status IN ('pending', 'processing')
+                       RETURNING seq""",
+                    (CANCELLED_ERROR, time.time(), job_id),
+                ).fetchone()
+                event = _log(conn, job_id, row["seq"], cancelled_event(job_id)) if row else None
+                current = conn.execute(
+                    f"SELECT {COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)
+                ).fetchone()
+            if current is None:
+                raise JobNotFound(job_id)
+            job = _job(current)
+            if job.status is not JobStatus.CANCELLED:
+                raise InvalidRequest(f"Job already {job.status.value}; it cannot be cancelled", 409)
+            return job, event
+
+        return await self._run(cancel)
+
+    async def events_after(self, job_id: str, after_seq: int) -> list[Event]:
+        def select(conn: sqlite3.Connection) -> list[Event]:
+            rows = conn.execute(
+                "SELECT seq, payload FROM events WHERE job_id = ? ORDER BY seq", (job_id,)
+            ).fetchall()
+            return replay(((row["seq"], row["payload"]) for row in rows), after_seq)
+
+        return await self._run(select)
 
     async def leases(self) -> list[tuple[str, str]]:
         def select(conn: sqlite3.Connection) -> list[tuple[str, str]]:

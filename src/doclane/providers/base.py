@@ -20,8 +20,13 @@ class Provider(ABC):
         """Release what start() acquired."""
 
     @abstractmethod
-    def stream(self, messages: list[Message], max_tokens: int) -> AsyncIterator[str]:
+    def stream(
+        self, messages: list[Message], max_tokens: int, prefix: str = ""
+    ) -> AsyncIterator[str]:
         """Yield the answer as it is generated, piece by piece.
 
-        Closing the iterator early (``aclose()``, or cancelling the consumer) stops generation.
+        ``prefix`` is the start of an answer an earlier, interrupted run already gave: the model
+        continues it and yields only what follows. Closing the iterator early (``aclose()``, or
+        cancelling the consumer) stops generation. Raises TransientError for failures worth
+        retrying (rate limits, timeouts) and ProcessingError for the others.
         """

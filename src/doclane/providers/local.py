@@ -80,10 +80,13 @@ class LocalProvider(Provider):
         self,
         messages: list[Message],
         max_tokens: int,
+        prefix: str,
         emit: Callable[[str], None],
         should_stop: ShouldStop,
     ) -> None:
         server = self._load()
+        if prefix:  # llama.cpp continues a trailing assistant message ("prefill")
+            messages = [*messages, {"role": "assistant", "content": prefix}]
         request = {
             "messages": messages,
             "max_tokens": max_tokens,
@@ -112,8 +115,12 @@ class LocalProvider(Provider):
         if errors:
             raise ProcessingError(f"The local model failed: {errors[0]}")
 
-    def stream(self, messages: list[Message], max_tokens: int) -> AsyncIterator[str]:
-        return iterate_blocking(lambda emit, stop: self._generate(messages, max_tokens, emit, stop))
+    def stream(
+        self, messages: list[Message], max_tokens: int, prefix: str = ""
+    ) -> AsyncIterator[str]:
+        return iterate_blocking(
+            lambda emit, stop: self._generate(messages, max_tokens, prefix, emit, stop)
+        )
 
     async def close(self) -> None:
         # xllamacpp frees the model when the server object is collected.
