@@ -1,0 +1,126 @@
+"""WS /ws on a real server: cancel mid-answer, resume by subscribe, hostile frames, many idle
+clients, all while other clients keep being served."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.documents import make_report_pdf
+from tests.server import ServerProcess
+from tests.wsclient import check_stream, follow, get_job, of_job, upload
+
+pytestmark = pytest.mark.anyio
+
+
+async def next_of_type(ws: ClientConnection, job_id: str, type_: str) -> dict[str, Any]:
+    with anyio.fail_after(60):
+        while True:
+            event = json.loads(await ws.recv())
+            if event.get("job_id") == job_id and event["type"] == type_:
+                return event
+
+
+async def test_cancel_running_and_pending_jobs(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server({"DOCLANE_MAX_ANSWER_TOKENS": "200"})
+    pdf = make_report_pdf(tmp_path / "r.pdf")
+    later = datetime.fromtimestamp(time.time() + 3600, UTC).isoformat()
+    async with connect(server.ws) as ws, httpx.AsyncClient(base_url=server.http) as http:
+        running = (await upload(server.http, pdf, "Write a long summary."))["data"]["job_id"]
+        scheduled = (await upload(server.http, pdf, "Later.", scheduled_at=later))["data"]["job_id"]
+        await next_of_type(ws, running, "ai_chunk")
+        started = time.monotonic()
+        response = await http.delete(f"/api/jobs/{running}")
+        assert response.status_code == 200
+        assert response.json()["data"]["status"] == "cancelled"
+        failed = await next_of_type(ws, running, "job_failed")
+        assert time.monotonic() - started < 1.0
+        assert failed["error"] == "Job cancelled" and failed["status"] == "cancelled"
+        # The worker stops: no more chunks of this job, while other jobs still run.
+        other = (await upload(server.http, pdf, "What was revenue?"))["data"]["job_id"]
+        rest = await follow(ws, {other})
+        assert not [r for r in rest if r.event["job_id"] == running]
+
+        again = await http.post(f"/api/jobs/{running}/cancel")  # idempotent
+        assert again.status_code == 200 and again.json()["data"]["status"] == "cancelled"
+        pending = await http.delete(f"/api/jobs/{scheduled}")
+        assert pending.json()["data"]["status"] == "cancelled"
+        done = await http.delete(f"/api/jobs/{other}")
+        assert done.status_code == 409 and done.json()["success"] is False
+        missing = await http.delete("/api/jobs/nope")
+        assert missing.status_code == 404
+    job = (await get_job(server.http, running))["data"]
+    assert job["status"] == "cancelled" and job["completed_at"] is not None
+
+
+async def test_subscribe_replays_a_finished_job(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server()
+    pdf = make_report_pdf(tmp_path / "r.pdf")
+    async with connect(server.ws) as ws:
+        job_id = (await upload(server.http, pdf, "What was revenue?"))["data"]["job_id"]
+        live = of_job(await follow(ws, {job_id}), job_id)
+    async with connect(server.ws) as late:
+        await late.send(json.dumps({"type": "subscribe", "job_id": job_id, "after_seq": 0}))
+        replayed = of_job(await follow(late, {job_id}), job_id)
+        assert replayed == live
+        middle = live[len(live) // 2]["seq"]
+        await late.send(json.dumps({"type": "subscribe", "job_id": job_id, "after_seq": middle}))
+        await late.send(json.dumps({"type": "ping"}))
+        # Everything after `middle` was sent on this connection already: nothing is repeated.
+        with anyio.fail_after(10):
+            assert json.loads(await late.recv()) == {"type": "pong"}
+    check_stream(replayed)
+
+
+async def test_hostile_frames_and_idle_clients(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server()
+    async with connect(server.ws, max_size=None) as rude:
+        frames: list[str | bytes] = [
+            "not json",
+            "[1, 2]",
+            '{"type": "subscribe"}',
+            '{"type": "nope"}',
+            b"\x00\xff",
+        ]
+        for frame in frames:
+            await rude.send(frame)
+            with anyio.fail_after(10):
+                reply = json.loads(await rude.recv())
+            assert reply["type"] == "error" and reply["error"]
+        await rude.send(json.dumps({"type": "subscribe", "job_id": "nope", "after_seq": 0}))
+        with anyio.fail_after(10):
+            assert json.loads(await rude.recv())["error"] == "Job not found"
+        await rude.send("x" * (1024 * 1024))  # over the frame limit: this client is closed
+        with pytest.raises(ConnectionClosed), anyio.fail_after(10):
+            await rude.recv()
+
+    idle: list[ClientConnection] = []
+    try:
+        with anyio.fail_after(90):
+            for _ in range(1000):
+                idle.append(await connect(server.ws, ping_interval=None))
+        pdf = make_report_pdf(tmp_path / "r.pdf")
+        async with connect(server.ws) as ws:
+            job_id = (await upload(server.http, pdf, "What was revenue?"))["data"]["job_id"]
+            check_stream(of_job(await follow(ws, {job_id}), job_id))
+    finally:
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for connection in idle:
+                    tg.start_soon(connection.close)
