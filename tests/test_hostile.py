@@ -1,0 +1,88 @@
+"""Hostile input: each gets a clear 4xx (or a job_failed with a clear reason when only
+processing can tell), and the server keeps serving everyone else."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from doclane.documents import extract, inspect_upload
+from doclane.errors import DocumentError
+from doclane.jobs import DocumentKind
+from tests.documents import make_report_pdf
+from tests.hostile import deeply_nested_pdf, long_line_csv
+from tests.server import ServerProcess
+from tests.wsclient import check_stream, follow, of_job, upload
+
+pytestmark = pytest.mark.anyio
+
+
+def test_deeply_nested_pdf_is_read_without_harm(tmp_path: Path) -> None:
+    pdf = deeply_nested_pdf(tmp_path / "deep.pdf")
+    assert inspect_upload(pdf) is DocumentKind.PDF
+    document = extract(pdf, DocumentKind.PDF, lambda *_: None, lambda: False)
+    assert "1 page" in document.facts
+
+
+def test_ten_megabyte_csv_line_fails_clearly(tmp_path: Path) -> None:
+    csv = long_line_csv(tmp_path / "long.csv")
+    assert inspect_upload(csv) is DocumentKind.CSV  # only parsing can tell
+    with pytest.raises(DocumentError, match="CSV file could not be parsed"):
+        extract(csv, DocumentKind.CSV, lambda *_: None, lambda: False)
+
+
+def test_truncated_pdf_is_refused(tmp_path: Path) -> None:
+    whole = make_report_pdf(tmp_path / "whole.pdf").read_bytes()
+    cut = tmp_path / "cut.pdf"
+    cut.write_bytes(whole[: len(whole) // 3])
+    try:
+        kind = inspect_upload(cut)
+    except DocumentError as error:
+        assert "damaged" in error.message
+    else:  # PDFium repairs what it can: then whatever text survives is read
+        assert kind is DocumentKind.PDF
+        extract(cut, DocumentKind.PDF, lambda *_: None, lambda: False)
+
+
+async def test_server_refuses_oversize_before_the_body_and_keeps_serving(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server({"DOCLANE_MAX_UPLOAD_BYTES": "20000000"})
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+        raw.sendall(
+            b"POST /api/upload HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 10000000000\r\n\r\n"  # 10 GB announced, none sent
+        )
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            chunk = raw.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    reply_text = reply.decode()
+    assert reply_text.startswith("HTTP/1.1 413"), reply_text
+    assert '"success":false' in reply_text and "too large" in reply_text
+    assert time.monotonic() - started < 5  # answered without waiting for a body
+
+    # A CSV whose only line is 10 MB: accepted, then failed with a reason; others unharmed.
+    csv = long_line_csv(tmp_path / "long.csv")
+    pdf = make_report_pdf(tmp_path / "r.pdf")
+    async with connect(server.ws) as ws:
+        bad = (await upload(server.http, csv, "Sum b."))["data"]["job_id"]
+        good = (await upload(server.http, pdf, "What was revenue?"))["data"]["job_id"]
+        events = await follow(ws, {bad, good})
+    failed = of_job(events, bad)[-1]
+    assert failed["type"] == "job_failed" and "CSV" in failed["error"]
+    check_stream(of_job(events, good))
+    async with httpx.AsyncClient(base_url=server.http) as http:
+        with anyio.fail_after(10):
+            assert (await http.get("/api/health")).status_code == 200
