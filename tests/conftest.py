@@ -36,8 +36,12 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start real `doclane serve` processes; every one is stopped when the test ends."""
     started: list[ServerProcess] = []
 
-    def start(env: dict[str, str] | None = None, data_dir: Path | None = None) -> ServerProcess:
-        server = ServerProcess(data_dir or tmp_path / "data", env)
+    def start(
+        env: dict[str, str] | None = None,
+        data_dir: Path | None = None,
+        max_file_bytes: int | None = None,
+    ) -> ServerProcess:
+        server = ServerProcess(data_dir or tmp_path / "data", env, max_file_bytes)
         started.append(server)
         return server.start()
 

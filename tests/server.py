@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -22,9 +23,12 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, max_file_bytes: int | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.env = env or {}
+        self.max_file_bytes = max_file_bytes  # RLIMIT_FSIZE: larger writes fail, like a full disk
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"server-{self.port}.log"
@@ -48,6 +52,7 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "doclane", "serve", "--port", str(self.port)],
                 env=env,
+                preexec_fn=self._limit_file_size if self.max_file_bytes else None,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -63,6 +68,10 @@ class ServerProcess:
             time.sleep(0.1)
         self.kill()
         raise TimeoutError(f"server did not start in {START_TIMEOUT}s:\n{self.log()}")
+
+    def _limit_file_size(self) -> None:
+        assert self.max_file_bytes is not None
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.max_file_bytes, self.max_file_bytes))
 
     def kill(self) -> None:
         """SIGKILL: a crash, as far as the server can tell."""

@@ -86,3 +86,25 @@ async def test_server_refuses_oversize_before_the_body_and_keeps_serving(
     async with httpx.AsyncClient(base_url=server.http) as http:
         with anyio.fail_after(10):
             assert (await http.get("/api/health")).status_code == 200
+
+
+async def test_disk_full_during_upload_leaves_nothing_behind(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    # Files may not grow past 2 MB in the server process: the upload hits it like a full disk.
+    server = start_server(max_file_bytes=2_000_000)
+    big = tmp_path / "big.csv"
+    big.write_text("a,b\n" + "1,2\n" * 800_000)  # 3.2 MB
+    async with httpx.AsyncClient(base_url=server.http, timeout=30) as http:
+        with big.open("rb") as file:
+            response = await http.post("/api/upload", files={"file": ("big.csv", file)})
+        assert response.status_code == 507
+        assert response.json() == {
+            "success": False,
+            "error": "The server could not store the file",
+        }
+        assert list((server.data_dir / "uploads").iterdir()) == []
+        pdf = make_report_pdf(tmp_path / "r.pdf")  # small files still go through
+        with pdf.open("rb") as file:
+            ok = await http.post("/api/upload", files={"file": ("r.pdf", file)})
+        assert ok.status_code == 200

@@ -6,6 +6,7 @@
     │   ├── UnsupportedFileType (415)
     │   └── UploadTooLarge (413)
     ├── JobNotFound (404)
+    ├── StorageFull (507)        the operator's problem: the data directory cannot take the file
     └── ProcessingError          a job failed while running; its message reaches `job_failed`
         ├── DocumentError        the document itself is unreadable: retrying will not help
         └── TransientError       worth retrying later (rate limit, timeout, a busy service)
@@ -48,6 +49,10 @@ class JobNotFound(DoclaneError):
 
     def __init__(self, job_id: str) -> None:
         super().__init__(f"Job {job_id!r} not found")
+
+
+class StorageFull(DoclaneError):
+    status_code = 507
 
 
 class ProcessingError(DoclaneError):

@@ -18,7 +18,7 @@ import anyio
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from doclane.errors import InvalidRequest, UploadTooLarge
+from doclane.errors import InvalidRequest, StorageFull, UploadTooLarge
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 1024 * 1024  # a text field (prompt, priority, …); the prompt is checked later
@@ -149,7 +149,10 @@ async def _consume(
                         form.file_size += len(data)
                         if form.file_size > max_file_bytes:
                             raise _too_large(max_file_bytes)
-                        await out.write(data)
+                        try:
+                            await out.write(data)
+                        except OSError as exc:  # disk full, quota, I/O error
+                            raise StorageFull("The server could not store the file") from exc
                     else:
                         field_value += data
                         if len(field_value) > MAX_FIELD_BYTES:
