@@ -51,8 +51,19 @@ def _split(document: Document) -> list[Passage]:
     return passages
 
 
+_STOPWORDS = frozenset(
+    (
+        "the and for are was were what how which who whom this that these those with from does "
+        "did has have had there their about into when where why can could would should will "
+        "shall document text page please tell give show"
+    ).split()
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n")
+MAX_QUOTE_CHARS = 300
+
+
 def _terms(text: str) -> list[str]:
-    return [word for word in _WORD.findall(text.lower()) if len(word) > 2]
+    return [w for w in _WORD.findall(text.lower()) if len(w) > 2 and w not in _STOPWORDS]
 
 
 def _bm25(passages: list[Passage], query: str, k1: float = 1.5, b: float = 0.75) -> list[float]:
@@ -96,10 +107,41 @@ def select_passages(document: Document, prompt: str, budget_chars: int) -> list[
     return sorted(chosen, key=lambda p: p.order)
 
 
-def build_messages(document: Document, prompt: str, budget_tokens: int) -> list[dict[str, str]]:
-    """The chat messages for one question about one document."""
-    budget_chars = max(0, budget_tokens * CHARS_PER_TOKEN - len(document.facts))
-    sections = [document.facts]
+def best_quote(document: Document, prompt: str) -> Passage | None:
+    """The sentence that best matches the question, to show as the answer's source.
+
+    It must share at least two of the question's terms (or its only one), so a request like
+    "summarise" gets no quote rather than a random one.
+    """
+    sentences = [
+        Passage(page.number, 0, sentence.strip())
+        for page in document.pages
+        for sentence in _SENTENCE_END.split(page.text)
+        if sentence.strip()
+    ]
+    sentences = [Passage(p.page, i, p.text) for i, p in enumerate(sentences)]
+    query_terms = set(_terms(prompt))
+    if not sentences or not query_terms:
+        return None
+    scores = _bm25(sentences, prompt)
+    best = max(sentences, key=lambda p: (scores[p.order], -p.order))
+    shared = query_terms & set(_terms(best.text))
+    if len(shared) < min(2, len(query_terms)) or len(best.text) > MAX_QUOTE_CHARS:
+        return None
+    return best
+
+
+def build_messages(
+    document: Document, prompt: str, budget_tokens: int, figures: str = ""
+) -> list[dict[str, str]]:
+    """The chat messages for one question about one document.
+
+    ``figures`` are exact results computed for the question; they come first, so the model
+    reads them before anything else.
+    """
+    budget_chars = max(0, budget_tokens * CHARS_PER_TOKEN - len(document.facts) - len(figures))
+    sections = [f"Computed exactly over every row:\n{figures}"] if figures else []
+    sections.append(document.facts)
     for passage in select_passages(document, prompt, budget_chars):
         sections.append(f"[Page {passage.page}] {passage.text}")
     text = "\n\n".join(sections)

@@ -16,11 +16,12 @@ from pathlib import Path
 import anyio.from_thread
 
 from doclane import messages
-from doclane.context import build_messages
+from doclane.context import best_quote, build_messages
 from doclane.documents import Document, extract
+from doclane.documents.tablequery import compute
 from doclane.errors import DoclaneError, LeaseLost, ProcessingError, TransientError
 from doclane.events import Event, EventBus
-from doclane.jobs import Change, Job, JobStatus, JobStore
+from doclane.jobs import Change, DocumentKind, Job, JobStatus, JobStore
 from doclane.offload import run_blocking
 from doclane.providers import Provider
 from doclane.settings import Settings
@@ -102,7 +103,10 @@ async def run_job(run: JobRun, provider: Provider, settings: Settings) -> None:
             await run.report(EXTRACT_START, "Reading the document")
             document = await _extract(run)
             await run.report(PROMPT_READ, "Reading the question")
-            await _answer(run, document, provider, settings)
+            figures = await _compute(run)
+            if figures and not run.answer:  # a re-run's answer already starts with them
+                await run.add_chunk(figures + "\n\n")
+            await _answer(run, document, figures, provider, settings)
         await run.complete()
     except LeaseLost:
         raise
@@ -133,8 +137,18 @@ async def _extract(run: JobRun) -> Document:
     return await run_blocking(extract, Path(job.file_path), job.kind, progress, run.should_stop)
 
 
-async def _answer(run: JobRun, document: Document, provider: Provider, settings: Settings) -> None:
-    messages_ = build_messages(document, run.job.prompt, settings.context_budget_tokens)
+async def _compute(run: JobRun) -> str:
+    """Exact figures the question asks for, computed over the whole table ("" if none)."""
+    if run.job.kind is not DocumentKind.CSV:
+        return ""
+    computed = await run_blocking(compute, Path(run.job.file_path), run.job.prompt)
+    return computed.markdown() if computed else ""
+
+
+async def _answer(
+    run: JobRun, document: Document, figures: str, provider: Provider, settings: Settings
+) -> None:
+    messages_ = build_messages(document, run.job.prompt, settings.context_budget_tokens, figures)
     interval = settings.chunk_interval_ms / 1000
     generated = len(run.answer) // CHARS_PER_TOKEN
     remaining = max(0, settings.max_answer_tokens - generated)
@@ -161,3 +175,6 @@ async def _answer(run: JobRun, document: Document, provider: Provider, settings:
         await run.add_chunk(pending)
     if not run.answer.strip():
         raise ProcessingError("The model returned an empty answer")
+    quote = best_quote(document, run.job.prompt)
+    if quote is not None and quote.text not in run.answer:
+        await run.add_chunk(f"\n\n> Source, p. {quote.page}: {quote.text}")

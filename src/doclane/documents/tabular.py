@@ -16,7 +16,7 @@ from doclane.errors import DocumentError
 from doclane.jobs.model import DocumentKind
 
 SAMPLE_ROWS = 5
-_NUMERIC_PREFIXES = (
+NUMERIC_TYPES = (
     "TINYINT",
     "SMALLINT",
     "INTEGER",
@@ -40,7 +40,7 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _open_csv(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+def open_csv(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     """Create the view ``csv`` over the file; return the encoding that read it."""
     last_error: Exception | None = None
     for encoding in ("utf-8", "latin-1"):
@@ -68,7 +68,7 @@ def extract_csv(path: Path, progress: ReportProgress, should_stop: ShouldStop) -
     con = duckdb.connect()
     try:
         progress(0, 3, "Reading the table")
-        encoding = _open_csv(con, path)
+        encoding = open_csv(con, path)
         columns: list[tuple[str, str]] = [
             (str(row[0]), str(row[1])) for row in con.execute("DESCRIBE csv").fetchall()
         ]
@@ -82,7 +82,7 @@ def extract_csv(path: Path, progress: ReportProgress, should_stop: ShouldStop) -
                 f"min({col})",
                 f"max({col})",
             ]
-            if type_.startswith(_NUMERIC_PREFIXES):
+            if type_.startswith(NUMERIC_TYPES):
                 aggregates += [f"avg({col})", f"sum({col})"]
         stats = con.execute(f"SELECT {', '.join(aggregates)} FROM csv").fetchone()
         if stats is None:
@@ -106,7 +106,7 @@ def extract_csv(path: Path, progress: ReportProgress, should_stop: ShouldStop) -
             f"- {name} ({type_}): {row_count - non_null:,} empty, "
             f"~{distinct:,} distinct, min {_fmt(low)}, max {_fmt(high)}"
         )
-        if type_.startswith(_NUMERIC_PREFIXES):
+        if type_.startswith(NUMERIC_TYPES):
             mean, total = next(values), next(values)
             line += f", mean {_fmt(mean)}, sum {_fmt(total)}"
         lines.append(line)

@@ -1,0 +1,84 @@
+"""Questions about a CSV answered by SQL over every row: exact figures, never guesses."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+from doclane.documents import extract
+from doclane.documents.tablequery import Column, compute, fmt, plan
+from doclane.jobs import DocumentKind
+
+Sales = tuple[Path, list[tuple[str, str, int, float]]]
+
+
+@pytest.fixture
+def sales(tmp_path: Path) -> Sales:
+    """5,000 sales with known aggregates; semicolons, quoted fields, a zip-code-like column."""
+    rng = random.Random(3)
+    regions = ["North", "South", "East", "North East"]
+    rows = [
+        (
+            f"{rng.randint(0, 99999):05d}",
+            rng.choice(regions),
+            rng.randint(1, 9),
+            round(rng.uniform(1, 500), 2),
+        )
+        for _ in range(5000)
+    ]
+    lines = ["zip;region;units;price"] + [f'{z};"{r}";{u};{p}' for z, r, u, p in rows]
+    path = tmp_path / "sales.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path, rows
+
+
+def answer(path: Path, question: str) -> str:
+    computed = compute(path, question)
+    assert computed is not None, question
+    return computed.markdown()
+
+
+def test_counts_sums_averages_extremes(
+    sales: Sales,
+) -> None:
+    path, rows = sales
+    assert answer(path, "How many rows are there?") == f"**number of rows: {len(rows):,}**"
+    total_units = sum(u for _, _, u, _ in rows)
+    assert answer(path, "How many units were sold?") == f"**total units: {total_units:,}**"
+    assert fmt(sum(p for *_, p in rows)) in answer(path, "What is the total price?")
+    mean = sum(p for *_, p in rows) / len(rows)
+    assert fmt(mean) in answer(path, "What is the average price?")
+    assert fmt(max(p for *_, p in rows)) in answer(path, "What is the highest price?")
+    assert fmt(min(p for *_, p in rows)) in answer(path, "Lowest price?")
+
+
+def test_filters_and_groups(sales: Sales) -> None:
+    path, rows = sales
+    north_east = sum(1 for _, r, _, _ in rows if r == "North East")
+    text = answer(path, "How many sales were in North East?")
+    assert text == f"**number of rows where region = North East: {north_east:,}**"
+    over = sum(1 for *_, p in rows if p > 250)
+    assert f": {over:,}**" in answer(path, "How many sales have a price over 250?")
+    table = answer(path, "Total units by region")
+    for region in {"North", "South", "East", "North East"}:
+        units = sum(u for _, r, u, _ in rows if r == region)
+        assert f"| {region} | {units:,} |" in table
+
+
+def test_text_stays_text(sales: Sales) -> None:
+    path, _ = sales
+    facts = extract(path, DocumentKind.CSV, lambda *_: None, lambda: False).facts
+    assert "zip (VARCHAR)" in facts and "units (BIGINT)" in facts
+    # A zip code is not a number to add up: with two numeric columns and none named, no guess.
+    assert compute(path, "What is the total?") is None
+    assert compute(path, "Summarise this table.") is None
+
+
+def test_plan_builds_parameterised_sql() -> None:
+    columns = [Column("city", False, ("Paris'; DROP TABLE x; --",)), Column("amount", True)]
+    query = plan("total amount in paris'; drop table x; --", columns)
+    assert query is not None
+    assert query.sql == 'SELECT sum("amount") FROM csv WHERE "city" = ?'
+    assert query.params == ["Paris'; DROP TABLE x; --"]
