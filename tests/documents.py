@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import random
+from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 from pypdf import PdfReader, PdfWriter
 from reportlab.lib.pagesizes import A4
+from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
 
@@ -66,3 +69,42 @@ def png_bytes() -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (8, 8), "red").save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def scan(
+    lines: list[str], dpi: int = 200, size: tuple[float, float] = (8.27, 11.69)
+) -> Image.Image:
+    """A scanned page (A4 unless `size` in inches says otherwise): 12 pt print in Pillow's
+    bundled TrueType font, black on white, greyscale, at `dpi`."""
+    image = Image.new("L", (round(size[0] * dpi), round(size[1] * dpi)), 255)
+    font = ImageFont.load_default(size=12 * dpi // 72)
+    draw = ImageDraw.Draw(image)
+    for row, line in enumerate(lines):
+        draw.text((dpi // 2, dpi // 2 + row * 20 * dpi // 72), line, fill=0, font=font)
+    return image
+
+
+def speckle(image: Image.Image, share: float, seed: int = 0) -> Image.Image:
+    """Salt-and-pepper noise on `share` of the pixels, as a dusty scanner glass leaves."""
+    rng = random.Random(seed)
+    noisy = image.copy()
+    width, height = noisy.size
+    for _ in range(int(width * height * share)):
+        noisy.putpixel((rng.randrange(width), rng.randrange(height)), rng.choice((0, 255)))
+    return noisy
+
+
+def make_scanned_pdf(path: Path, pages: Sequence[list[str] | Image.Image]) -> Path:
+    """A4 pages: a list of lines is a text page, an image fills its page as a scan does."""
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    for page in pages:
+        if isinstance(page, Image.Image):
+            pdf.drawImage(ImageReader(page), 0, 0, *A4)
+        else:
+            y = 780
+            for line in page:
+                pdf.drawString(72, y, line)
+                y -= 18
+        pdf.showPage()
+    pdf.save()
+    return path

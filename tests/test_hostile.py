@@ -17,11 +17,17 @@ from doclane.documents import extract, inspect_upload
 from doclane.errors import DocumentError
 from doclane.jobs import DocumentKind
 from tests.documents import make_report_pdf
-from tests.hostile import deeply_nested_pdf, long_line_csv
+from tests.hostile import deeply_nested_pdf, long_line_csv, many_pages_pdf
 from tests.server import ServerProcess
 from tests.wsclient import check_stream, follow, of_job, upload
 
 pytestmark = pytest.mark.anyio
+
+
+def test_hundred_thousand_page_pdf_is_refused(tmp_path: Path) -> None:
+    pdf = many_pages_pdf(tmp_path / "many.pdf")
+    with pytest.raises(DocumentError, match="100,000 pages; at most 2,000"):
+        inspect_upload(pdf)
 
 
 def test_deeply_nested_pdf_is_read_without_harm(tmp_path: Path) -> None:

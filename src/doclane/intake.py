@@ -66,7 +66,7 @@ async def submit(form: ReceivedForm, settings: Settings, store: JobStore) -> Job
         priority = parse_priority(form.fields.get("priority"))
         run_at = parse_scheduled_at(form.fields.get("scheduled_at"), now)
         try:
-            kind = await run_blocking(inspect_upload, spooled)
+            kind = await run_blocking(inspect_upload, spooled, settings.document_limits)
         except DocumentError as exc:
             raise InvalidRequest(exc.message) from exc
         job_id = str(uuid.uuid4())

@@ -13,11 +13,12 @@ import threading
 import time
 from pathlib import Path
 
+import anyio
 import anyio.from_thread
 
 from doclane import messages
 from doclane.context import best_quote, build_messages
-from doclane.documents import Document, extract
+from doclane.documents import Document, Limits, extract
 from doclane.documents.tablequery import compute
 from doclane.errors import DoclaneError, LeaseLost, ProcessingError, TransientError
 from doclane.events import Event, EventBus
@@ -92,21 +93,31 @@ class JobRun:
         )
 
 
-async def run_job(run: JobRun, provider: Provider, settings: Settings) -> None:
+async def run_job(run: JobRun, provider: Provider, settings: Settings, cpu: anyio.Lock) -> None:
     """Take the job to an end: completed, failed, or queued for a retry.
 
-    LeaseLost propagates: the job was cancelled or another worker owns it now.
+    ``cpu`` is held by the worker's CPU-heavy stages (OCR, local inference), so that on a small
+    machine they take turns instead of fighting over the same cores. LeaseLost propagates: the
+    job was cancelled or another worker owns it now.
     """
     job = run.job
     try:
         with anyio.fail_after(max(0.0, run.deadline - time.monotonic())):
             await run.report(EXTRACT_START, "Reading the document")
-            document = await _extract(run)
+            if job.kind is DocumentKind.CSV:  # DuckDB: no OCR, light on the CPU
+                document = await _extract(run, settings.document_limits)
+            else:
+                async with cpu:
+                    document = await _extract(run, settings.document_limits)
             await run.report(PROMPT_READ, "Reading the question")
             figures = await _compute(run)
             if figures and not run.answer:  # a re-run's answer already starts with them
                 await run.add_chunk(figures + "\n\n")
-            await _answer(run, document, figures, provider, settings)
+            if provider.uses_local_cpu:
+                async with cpu:
+                    await _answer(run, document, figures, provider, settings)
+            else:
+                await _answer(run, document, figures, provider, settings)
         await run.complete()
     except LeaseLost:
         raise
@@ -127,14 +138,16 @@ async def run_job(run: JobRun, provider: Provider, settings: Settings) -> None:
         await run.fail("Internal error while processing the document")
 
 
-async def _extract(run: JobRun) -> Document:
+async def _extract(run: JobRun, limits: Limits) -> Document:
     def progress(done: int, total: int, stage: str) -> None:
         value = EXTRACT_START + (EXTRACT_END - EXTRACT_START) * done // max(total, 1)
         if value > run.progress:
             anyio.from_thread.run(run.report, value, stage)
 
     job = run.job
-    return await run_blocking(extract, Path(job.file_path), job.kind, progress, run.should_stop)
+    return await run_blocking(
+        extract, Path(job.file_path), job.kind, progress, run.should_stop, limits
+    )
 
 
 async def _compute(run: JobRun) -> str:

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from doclane.documents.model import MAX_IMAGE_PIXELS, MAX_PDF_PAGES, Limits
+
 MiB = 1024 * 1024
 
 
@@ -75,6 +77,18 @@ class Settings(BaseSettings):
         600.0, gt=0, description="A job running longer than this fails."
     )
 
+    # --- documents -----------------------------------------------------------------------------
+    max_image_pixels: int = Field(
+        MAX_IMAGE_PIXELS,
+        gt=0,
+        description="Largest image accepted, in pixels (width x height), checked on the header "
+        "before any pixel is decoded (a few KB of PNG can declare gigabytes of pixels); larger "
+        "gets 422.",
+    )
+    max_pdf_pages: int = Field(
+        MAX_PDF_PAGES, gt=0, description="Most pages a PDF may have; more gets 422."
+    )
+
     # --- LLM -----------------------------------------------------------------------------------
     llm_provider: Literal["local"] = Field(
         "local", description="Which LLM answers. `local`: llama.cpp in-process."
@@ -108,6 +122,10 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'doclane.db'}"
+
+    @property
+    def document_limits(self) -> Limits:
+        return Limits(self.max_image_pixels, self.max_pdf_pages)
 
     @property
     def uploads_dir(self) -> Path:

@@ -52,6 +52,7 @@ class Worker:
         self.host = socket.gethostname()
         self.id = f"{self.host}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wake = anyio.Event()
+        self._cpu = anyio.Lock()  # OCR and local inference take turns (see run_job)
 
     def wake(self) -> None:
         """A job may be due now: stop idling."""
@@ -105,7 +106,7 @@ class Worker:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._heartbeat, run, tg.cancel_scope)
-                await run_job(run, self.provider, self.settings)
+                await run_job(run, self.provider, self.settings, self._cpu)
                 tg.cancel_scope.cancel()
         except* LeaseLost:
             log.info("job %s: stopped (cancelled, or its lease was lost)", job.job_id)

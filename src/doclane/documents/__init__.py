@@ -8,23 +8,32 @@ from __future__ import annotations
 from pathlib import Path
 
 from doclane.documents.image import check_image, extract_image
-from doclane.documents.model import Document, Page, ReportProgress, ShouldStop
+from doclane.documents.model import (
+    DEFAULT_LIMITS,
+    Document,
+    Limits,
+    Page,
+    ReportProgress,
+    ShouldStop,
+)
 from doclane.documents.pdf import check_pdf, extract_pdf
 from doclane.documents.sniff import HEAD_BYTES, sniff
 from doclane.documents.tabular import extract_csv
 from doclane.errors import EmptyFile, UnsupportedFileType
 from doclane.jobs.model import DocumentKind
 
-__all__ = ["Document", "Page", "ReportProgress", "ShouldStop", "extract", "inspect_upload"]
+__all__ = [
+    "Document",
+    "Limits",
+    "Page",
+    "ReportProgress",
+    "ShouldStop",
+    "extract",
+    "inspect_upload",
+]
 
-_EXTRACTORS = {
-    DocumentKind.PDF: extract_pdf,
-    DocumentKind.CSV: extract_csv,
-    DocumentKind.IMAGE: extract_image,
-}
 
-
-def inspect_upload(path: Path) -> DocumentKind:
+def inspect_upload(path: Path, limits: Limits = DEFAULT_LIMITS) -> DocumentKind:
     """The kind of an uploaded file, after a cheap check that it opens; raises a 4xx error."""
     with path.open("rb") as file:
         head = file.read(HEAD_BYTES)
@@ -37,13 +46,21 @@ def inspect_upload(path: Path) -> DocumentKind:
             "GIF, TIFF, BMP)"
         )
     if kind is DocumentKind.PDF:
-        check_pdf(path)
+        check_pdf(path, limits.max_pdf_pages)
     elif kind is DocumentKind.IMAGE:
-        check_image(path)
+        check_image(path, limits.max_image_pixels)
     return kind
 
 
 def extract(
-    path: Path, kind: DocumentKind, progress: ReportProgress, should_stop: ShouldStop
+    path: Path,
+    kind: DocumentKind,
+    progress: ReportProgress,
+    should_stop: ShouldStop,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Document:
-    return _EXTRACTORS[kind](path, progress, should_stop)
+    if kind is DocumentKind.PDF:
+        return extract_pdf(path, progress, should_stop, limits.max_pdf_pages)
+    if kind is DocumentKind.IMAGE:
+        return extract_image(path, progress, should_stop, limits.max_image_pixels)
+    return extract_csv(path, progress, should_stop)

@@ -13,6 +13,21 @@ ReportProgress = Callable[[int, int, str], None]
 ShouldStop = Callable[[], bool]
 
 
+MAX_IMAGE_PIXELS = 50_000_000
+MAX_PDF_PAGES = 2_000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How big a document doclane agrees to read (the settings of the same names)."""
+
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+    max_pdf_pages: int = MAX_PDF_PAGES
+
+
+DEFAULT_LIMITS = Limits()
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     number: int  # 1-based, as a reader would cite it

@@ -12,6 +12,7 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 class Provider(ABC):
     name: ClassVar[str]
     supports_vision: ClassVar[bool] = False
+    uses_local_cpu: ClassVar[bool] = False  # inference runs on this machine's cores
 
     async def start(self) -> None:  # noqa: B027 - optional hook
         """Load what the provider needs (e.g. model weights) before the first request."""

@@ -40,6 +40,7 @@ def default_model_path() -> Path:
 
 class LocalProvider(Provider):
     name = "local"
+    uses_local_cpu = True
 
     def __init__(
         self, model_path: Path | None, threads: int, context_tokens: int, parallel: int
