@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from doclane import api, websocket
+from doclane import api, page, websocket
 from doclane.errors import DoclaneError
 from doclane.events import open_bus
 from doclane.jobs import open_store
@@ -91,4 +91,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(api.router)
     app.include_router(websocket.router)
+    app.include_router(page.router)
     return app

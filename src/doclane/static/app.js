@@ -1,0 +1,358 @@
+// doclane chat page: upload a document with a question, follow the answer over the WebSocket.
+"use strict";
+
+const API = (
+  window.DOCLANE_API ||
+  document.querySelector('meta[name="doclane-api"]')?.content ||
+  location.origin
+).replace(/\/+$/, "");
+const WS_URL = `${API.replace(/^http/, "ws")}/ws`;
+const RECONNECT_DELAY_MS = 3000;
+const MAX_RECONNECTS = 5;
+const JOBS_KEY = "doclane.jobs";
+const THEME_KEY = "doclane.theme";
+const MAX_SAVED_JOBS = 50;
+const FINAL = new Set(["completed", "failed", "cancelled"]);
+
+const $ = (id) => document.getElementById(id);
+
+// --- safe Markdown ------------------------------------------------------------------------------
+// The text is HTML-escaped first; only the tags written below are ever produced.
+
+function escapeHtml(text) {
+  const entities = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+  return text.replace(/[&<>"']/g, (c) => entities[c]);
+}
+
+function inline(escaped) {
+  return escaped
+    .split(/(`[^`]+`)/)
+    .map((part, i) =>
+      i % 2
+        ? `<code>${part.slice(1, -1)}</code>`
+        : part
+            .replace(/\*\*(\S(?:.*?\S)?)\*\*/g, "<strong>$1</strong>")
+            .replace(/\*(\S(?:.*?\S)?)\*/g, "<em>$1</em>"),
+    )
+    .join("");
+}
+
+function renderMarkdown(text) {
+  const html = [];
+  let paragraph = [];
+  let list = null; // { tag: "ul" | "ol", items: [] }
+  let code = null; // lines of an open ``` block
+  const flush = () => {
+    if (paragraph.length) html.push(`<p>${paragraph.map(inline).join("<br>")}</p>`);
+    if (list) {
+      const items = list.items.map((item) => `<li>${inline(item)}</li>`).join("");
+      html.push(`<${list.tag}>${items}</${list.tag}>`);
+    }
+    paragraph = [];
+    list = null;
+  };
+  for (const line of escapeHtml(text).split("\n")) {
+    if (line.trimStart().startsWith("```")) {
+      if (code) html.push(`<pre><code>${code.join("\n")}</code></pre>`);
+      else flush();
+      code = code ? null : [];
+    } else if (code) {
+      code.push(line);
+    } else if (!line.trim()) {
+      flush();
+    } else {
+      const item = line.match(/^\s*(?:([-*+])|\d+[.)])\s+(.*)$/);
+      const tag = item && (item[1] ? "ul" : "ol");
+      if (item ? paragraph.length || list?.tag !== tag : list) flush();
+      if (item) (list ??= { tag, items: [] }).items.push(item[2]);
+      else paragraph.push(line);
+    }
+  }
+  flush();
+  if (code) html.push(`<pre><code>${code.join("\n")}</code></pre>`); // still streaming
+  return html.join("");
+}
+
+// --- jobs: state, persistence, rendering --------------------------------------------------------
+
+const jobs = new Map(); // job_id -> job
+const dirty = new Set();
+
+function newJob(fields) {
+  return { id: null, prompt: "", fileName: "", seq: 0, status: "pending", progress: 0,
+    stage: "", text: "", error: "", view: null, ...fields };
+}
+
+function saveJobs() {
+  const saved = [...jobs.values()]
+    .slice(-MAX_SAVED_JOBS)
+    .map(({ id, prompt, fileName, seq }) => ({ id, prompt, fileName, seq }));
+  localStorage.setItem(JOBS_KEY, JSON.stringify(saved));
+}
+
+function loadSavedJobs() {
+  try {
+    return JSON.parse(localStorage.getItem(JOBS_KEY)) || [];
+  } catch {
+    return [];
+  }
+}
+
+function addView(job) {
+  const view = $("turn-template").content.firstElementChild.cloneNode(true);
+  view.querySelector(".file-badge").textContent = fileLabel(job.fileName);
+  view.querySelector(".file-chip-name").textContent = job.fileName;
+  view.querySelector(".prompt").textContent = job.prompt;
+  view.querySelector(".cancel").addEventListener("click", () => cancel(job));
+  job.view = view;
+  $("empty").hidden = true;
+  $("conversation").append(view);
+  render(job);
+}
+
+function render(job) {
+  if (!dirty.size) requestAnimationFrame(flushRenders);
+  dirty.add(job);
+}
+
+function flushRenders() {
+  const box = $("conversation");
+  const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  for (const job of dirty) {
+    const view = job.view;
+    view.dataset.jobId = job.id ?? "";
+    view.dataset.status = job.status;
+    view.classList.toggle("streaming", job.text !== "");
+    view.querySelector(".stage").textContent = job.stage || statusLabel(job.status);
+    view.querySelector(".progress").setAttribute("aria-valuenow", job.progress);
+    view.querySelector(".bar").style.width = `${job.progress}%`;
+    view.querySelector(".answer").innerHTML = renderMarkdown(job.text);
+    const error = view.querySelector(".error");
+    error.textContent = job.error;
+    error.hidden = !job.error;
+  }
+  dirty.clear();
+  if (atBottom) box.scrollTop = box.scrollHeight;
+}
+
+function statusLabel(status) {
+  return { uploading: "Uploading…", pending: "Queued", processing: "Working…" }[status] ?? "";
+}
+
+// Every event carries a per-job `seq`: one already applied (a replay after a reconnect) is skipped.
+// `partial` is the whole answer so far, so a missed chunk heals with the next one.
+function applyEvent(event) {
+  const job = jobs.get(event.job_id);
+  if (!job || event.seq <= job.seq) return;
+  job.seq = event.seq ?? job.seq;
+  if (event.type === "job_update") {
+    job.progress = Math.max(job.progress, event.progress ?? 0);
+    job.status = event.status ?? "processing";
+    job.stage = event.stage ?? "";
+  } else if (event.type === "ai_chunk") {
+    job.text = event.partial;
+    job.status = "processing";
+  } else if (event.type === "job_completed") {
+    job.text = event.ai_response;
+    job.progress = 100;
+    job.status = "completed";
+  } else if (event.type === "job_failed") {
+    job.error = event.error;
+    job.status = event.status ?? "failed";
+  }
+  saveJobs();
+  render(job);
+}
+
+function applyJobData(job, data) {
+  job.status = data.status;
+  job.progress = Math.max(job.progress, data.progress);
+  job.text = data.ai_response ?? "";
+  if (data.status === "failed") job.error = data.error ?? "This job failed.";
+  if (data.status === "cancelled") job.error = "Job cancelled";
+  render(job);
+}
+
+// --- REST ---------------------------------------------------------------------------------------
+
+async function request(method, path, body) {
+  let response;
+  try {
+    response = await fetch(`${API}${path}`, { method, body });
+  } catch {
+    return { ok: false, status: 0, error: "The server cannot be reached." };
+  }
+  const payload = await response.json().catch(() => ({}));
+  return { ok: response.ok, status: response.status, data: payload.data,
+    error: payload.error ?? `HTTP ${response.status}` };
+}
+
+async function send(file, prompt) {
+  const job = newJob({ prompt, fileName: file.name, status: "uploading" });
+  addView(job);
+  const form = new FormData();
+  form.append("file", file);
+  form.append("prompt", prompt);
+  if ($("priority").value) form.append("priority", $("priority").value);
+  if ($("schedule").value) form.append("scheduled_at", new Date($("schedule").value).toISOString());
+  const result = await request("POST", "/api/upload", form);
+  if (!result.ok) {
+    job.status = "failed";
+    job.error = result.error;
+    render(job);
+    return;
+  }
+  job.id = result.data.job_id;
+  job.status = result.data.status;
+  jobs.set(job.id, job);
+  saveJobs();
+  render(job);
+  subscribe(job); // replays whatever the job published before we knew its id
+}
+
+async function cancel(job) {
+  const result = await request("DELETE", `/api/jobs/${encodeURIComponent(job.id)}`);
+  if (result.ok) applyJobData(job, result.data);
+  else job.error = `Could not cancel: ${result.error}`;
+  render(job);
+}
+
+async function restoreJobs() {
+  const saved = loadSavedJobs().filter((s) => s.id);
+  for (const fields of saved) {
+    const job = newJob(fields);
+    jobs.set(job.id, job);
+    addView(job);
+  }
+  await Promise.all(
+    [...jobs.values()].map(async (job) => {
+      const result = await request("GET", `/api/jobs/${encodeURIComponent(job.id)}`);
+      if (result.ok) {
+        applyJobData(job, result.data);
+      } else if (result.status === 404) {
+        jobs.delete(job.id);
+        job.view.remove();
+      }
+    }),
+  );
+  saveJobs();
+  $("empty").hidden = jobs.size > 0;
+}
+
+// --- WebSocket ----------------------------------------------------------------------------------
+
+let socket = null;
+let reconnects = 0;
+
+function subscribe(job) {
+  if (socket?.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify({ type: "subscribe", job_id: job.id, after_seq: job.seq }));
+  }
+}
+
+function connect() {
+  socket = new WebSocket(WS_URL);
+  socket.onopen = () => {
+    reconnects = 0;
+    showConnection("open");
+    for (const job of jobs.values()) if (!FINAL.has(job.status)) subscribe(job);
+  };
+  socket.onmessage = (message) => applyEvent(JSON.parse(message.data));
+  socket.onclose = () => {
+    socket = null;
+    if (reconnects < MAX_RECONNECTS) {
+      reconnects += 1;
+      showConnection("reconnecting");
+      setTimeout(connect, RECONNECT_DELAY_MS);
+    } else {
+      showConnection("offline");
+    }
+  };
+}
+
+function showConnection(state) {
+  $("connection").dataset.state = state;
+  $("connection").querySelector(".label").textContent =
+    { open: "Connected", reconnecting: "Disconnected", offline: "Offline" }[state];
+  $("banner").hidden = state === "open";
+  $("banner-text").textContent =
+    state === "offline"
+      ? "Connection lost."
+      : `Reconnecting… (attempt ${reconnects} of ${MAX_RECONNECTS})`;
+  $("retry").hidden = state !== "offline";
+}
+
+// --- composer -----------------------------------------------------------------------------------
+
+let attached = null;
+let thumbUrl = "";
+
+function attach(file) {
+  attached = file;
+  URL.revokeObjectURL(thumbUrl);
+  thumbUrl = file?.type.startsWith("image/") ? URL.createObjectURL(file) : "";
+  $("attachment").hidden = !file;
+  $("attachment-thumb").hidden = !thumbUrl;
+  $("attachment-thumb").src = thumbUrl;
+  $("attachment-icon").textContent = file && !thumbUrl ? fileLabel(file.name) : "";
+  $("attachment-name").textContent = file?.name ?? "";
+  $("attachment-size").textContent = file ? formatSize(file.size) : "";
+  $("send").disabled = !file;
+}
+
+function fileLabel(name) {
+  return name.includes(".") ? name.split(".").pop().slice(0, 4).toUpperCase() : "FILE";
+}
+
+function formatSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}
+
+$("file").addEventListener("change", (e) => attach(e.target.files[0] ?? null));
+$("attachment-remove").addEventListener("click", () => {
+  $("file").value = "";
+  attach(null);
+});
+$("composer").addEventListener("submit", (e) => {
+  e.preventDefault();
+  if (!attached) return;
+  send(attached, $("prompt").value.trim());
+  $("prompt").value = "";
+  $("schedule").value = ""; // a schedule is for one job; the priority stays
+  $("file").value = "";
+  attach(null);
+});
+$("prompt").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    $("composer").requestSubmit();
+  }
+});
+$("prompt").addEventListener("input", (e) => {
+  e.target.style.height = "auto";
+  e.target.style.height = `${e.target.scrollHeight}px`;
+});
+
+// --- theme --------------------------------------------------------------------------------------
+
+const root = document.documentElement;
+root.dataset.theme = localStorage.getItem(THEME_KEY) ?? "";
+$("theme-toggle").addEventListener("click", () => {
+  const dark = root.dataset.theme
+    ? root.dataset.theme === "dark"
+    : matchMedia("(prefers-color-scheme: dark)").matches;
+  root.dataset.theme = dark ? "light" : "dark";
+  localStorage.setItem(THEME_KEY, root.dataset.theme);
+});
+
+$("retry").addEventListener("click", () => {
+  reconnects = 0;
+  showConnection("reconnecting");
+  connect();
+});
+
+// Snapshot the saved jobs first, then connect: on open, every unfinished job is subscribed from
+// the last seq this browser saw.
+restoreJobs().then(connect);
