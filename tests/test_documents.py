@@ -98,3 +98,18 @@ def test_inspect_rejects_empty_and_unknown(tmp_path: Path) -> None:
     fake.write_bytes(b"%PDF-1.7\nnot really")
     with pytest.raises(DocumentError):
         inspect_upload(fake)
+
+
+def test_running_headers_and_footers_are_dropped(tmp_path: Path) -> None:
+    pages = [
+        ["ACME CONFIDENTIAL", f"Body text of section {n} about turbines.", f"Page {n} of 5"]
+        for n in range(1, 6)
+    ]
+    pages[2].insert(2, "A unique line on page three.")
+    document = extract(
+        make_pdf(tmp_path / "h.pdf", pages), DocumentKind.PDF, no_progress, lambda: False
+    )
+    text = "\n".join(page.text for page in document.pages)
+    assert "CONFIDENTIAL" not in text and "of 5" not in text
+    assert "Body text of section 4 about turbines." in document.pages[3].text
+    assert "A unique line on page three." in document.pages[2].text

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 import unicodedata
+from collections import Counter
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -84,6 +86,7 @@ def extract_pdf(
     finally:
         with PDFIUM_LOCK:
             pdf.close()
+    pages = drop_running_lines(pages)
     facts = f"PDF document, {count} {'page' if count == 1 else 'pages'}."
     if scanned:
         facts += (
@@ -93,6 +96,40 @@ def extract_pdf(
     if not pages:
         facts += " No text could be extracted."
     return Document(DocumentKind.PDF, facts, pages)
+
+
+def drop_running_lines(pages: list[Page]) -> list[Page]:
+    """Remove running headers and footers: a page's first or last line that recurs (numbers
+    aside, so "Page 3 of 9" counts) on more than half the pages, and on at least 3. Pages of
+    fewer than 3 lines have no header or footer to speak of, and a line shaped like the body's
+    own lines (a table row, a numbered list) is content, not a header."""
+    if len(pages) < 3:
+        return pages
+
+    def shape(line: str) -> str:
+        return re.sub(r"\d+", "#", line.strip().lower())
+
+    def edges(page: Page) -> set[str]:
+        lines = [line for line in page.text.splitlines() if line.strip()]
+        return {shape(lines[0]), shape(lines[-1])} if len(lines) >= 3 else set()
+
+    def middle(page: Page) -> set[str]:
+        lines = [line for line in page.text.splitlines() if line.strip()]
+        return {shape(line) for line in lines[1:-1]}
+
+    seen = Counter(shape_ for page in pages for shape_ in edges(page))
+    body = set().union(*(middle(page) for page in pages))
+    running = {s for s, n in seen.items() if n >= 3 and n > len(pages) / 2 and s not in body}
+    if not running:
+        return pages
+    kept = []
+    for page in pages:
+        lines = page.text.splitlines()
+        edge = edges(page) & running
+        text = "\n".join(line for line in lines if shape(line) not in edge).strip()
+        if text:
+            kept.append(Page(page.number, text))
+    return kept
 
 
 def clean_text(text: str) -> str:
