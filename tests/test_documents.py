@@ -47,6 +47,7 @@ def test_csv_profile_is_exact(tmp_path: Path) -> None:
     total = sum(i * 2.5 for i in range(1, 1235))
     assert f"sum {total:.6g}" in document.facts
     assert "region (VARCHAR)" in document.facts
+    assert "most common: " in document.facts
     assert "min 1, max 1234" in document.facts
 
 

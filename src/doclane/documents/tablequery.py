@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from doclane.documents.tabular import NUMERIC_TYPES, open_csv, quote_ident
+from doclane.documents.tabular import NUMERIC_TYPES, query_csv, quote_ident
 from doclane.errors import DocumentError
 
 MAX_GROUPS = 50
@@ -185,20 +185,19 @@ def _columns(con: duckdb.DuckDBPyConnection) -> list[Column]:
 
 def compute(path: Path, question: str) -> Computed | None:
     """Run the question's query over the whole file; None if it asks for no computation."""
-    con = duckdb.connect()
-    timer = threading.Timer(QUERY_SECONDS, con.interrupt)
-    timer.start()
-    try:
-        open_csv(con, path)
-        query = plan(question, _columns(con))
-        if query is None:
-            return None
-        rows = con.execute(query.sql, query.params).fetchall()
+
+    def run(con: duckdb.DuckDBPyConnection) -> Computed | None:
+        timer = threading.Timer(QUERY_SECONDS, con.interrupt)
+        timer.start()
+        try:
+            query = plan(question, _columns(con))
+            if query is None:
+                return None
+            rows = con.execute(query.sql, query.params).fetchall()
+        except duckdb.InterruptException as exc:
+            raise DocumentError("The table query took too long") from exc
+        finally:
+            timer.cancel()
         return Computed(query, rows) if rows else None
-    except duckdb.InterruptException as exc:
-        raise DocumentError("The table query took too long") from exc
-    except duckdb.Error as exc:
-        raise DocumentError("The CSV file could not be queried") from exc
-    finally:
-        timer.cancel()
-        con.close()
+
+    return query_csv(path, run)[0]

@@ -1,13 +1,15 @@
-"""CSV files with DuckDB: dialect and types sniffed, a one-pass profile computed in SQL.
+"""CSV files with DuckDB: dialect, header, quoting and types sniffed, a one-pass profile in SQL.
 
 The file is never loaded into Python: DuckDB scans it, so the figures the model sees (row count,
-sums, means, min/max) are exact.
+sums, means, min/max) are exact, even for millions of rows. Text is read as UTF-8 (a BOM is
+fine) and, failing that, as Latin-1.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 
@@ -15,7 +17,11 @@ from doclane.documents.model import Document, ReportProgress, ShouldStop
 from doclane.errors import DocumentError
 from doclane.jobs.model import DocumentKind
 
+T = TypeVar("T")
+
 SAMPLE_ROWS = 5
+TOP_VALUES = 3
+ENCODINGS = ("utf-8", "latin-1")
 NUMERIC_TYPES = (
     "TINYINT",
     "SMALLINT",
@@ -40,21 +46,26 @@ def quote_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def open_csv(con: duckdb.DuckDBPyConnection, path: Path) -> str:
-    """Create the view ``csv`` over the file; return the encoding that read it."""
-    last_error: Exception | None = None
-    for encoding in ("utf-8", "latin-1"):
+def query_csv(path: Path, work: Callable[[duckdb.DuckDBPyConnection], T]) -> tuple[T, str]:
+    """Run ``work`` on a connection where the view ``csv`` is the file; return its result and
+    the encoding that read the file. An undecodable file is read again as Latin-1."""
+    error: duckdb.Error | None = None
+    for encoding in ENCODINGS:
+        con = duckdb.connect()
         try:
             # A view cannot take a prepared parameter, so the path is a quoted literal.
             con.execute(
-                f"CREATE OR REPLACE VIEW csv AS SELECT * FROM "
+                "CREATE VIEW csv AS SELECT * FROM "
                 f"read_csv({quote_literal(str(path))}, encoding = '{encoding}')"
             )
-            con.execute("SELECT count(*) FROM csv").fetchone()
-            return encoding
+            return work(con), encoding
+        except duckdb.InvalidInputException as exc:  # bad bytes for the encoding, or bad CSV
+            error = exc
         except duckdb.Error as exc:
-            last_error = exc
-    raise DocumentError("The CSV file could not be parsed") from last_error
+            raise DocumentError("The CSV file could not be read") from exc
+        finally:
+            con.close()
+    raise DocumentError("The CSV file could not be parsed") from error
 
 
 def _fmt(value: Any) -> str:
@@ -64,35 +75,36 @@ def _fmt(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def extract_csv(path: Path, progress: ReportProgress, should_stop: ShouldStop) -> Document:
-    con = duckdb.connect()
-    try:
-        progress(0, 3, "Reading the table")
-        encoding = open_csv(con, path)
-        columns: list[tuple[str, str]] = [
-            (str(row[0]), str(row[1])) for row in con.execute("DESCRIBE csv").fetchall()
+def _profile(
+    con: duckdb.DuckDBPyConnection, progress: ReportProgress
+) -> tuple[list[tuple[str, str]], tuple[Any, ...], list[tuple[Any, ...]]]:
+    """Columns, one row of aggregates over every row (one scan), and the first rows."""
+    columns = [(str(row[0]), str(row[1])) for row in con.execute("DESCRIBE csv").fetchall()]
+    progress(1, 3, "Profiling columns")
+    aggregates = ["count(*)"]
+    for name, type_ in columns:
+        col = quote_ident(name)
+        aggregates += [
+            f"count({col})",
+            f"approx_count_distinct({col})",
+            f"min({col})",
+            f"max({col})",
         ]
-        progress(1, 3, "Profiling columns")
-        aggregates = ["count(*)"]
-        for name, type_ in columns:
-            col = quote_ident(name)
-            aggregates += [
-                f"count({col})",
-                f"approx_count_distinct({col})",
-                f"min({col})",
-                f"max({col})",
-            ]
-            if type_.startswith(NUMERIC_TYPES):
-                aggregates += [f"avg({col})", f"sum({col})"]
-        stats = con.execute(f"SELECT {', '.join(aggregates)} FROM csv").fetchone()
-        if stats is None:
-            raise DocumentError("The CSV file could not be profiled")
-        progress(2, 3, "Reading the first rows")
-        head = con.execute(f"SELECT * FROM csv LIMIT {SAMPLE_ROWS}").fetchall()
-    except duckdb.Error as exc:
-        raise DocumentError("The CSV file could not be read") from exc
-    finally:
-        con.close()
+        if type_.startswith(NUMERIC_TYPES):
+            aggregates += [f"avg({col})", f"sum({col})"]
+        else:
+            aggregates.append(f"approx_top_k({col}, {TOP_VALUES})")
+    stats = con.execute(f"SELECT {', '.join(aggregates)} FROM csv").fetchone()
+    if stats is None:
+        raise DocumentError("The CSV file could not be profiled")
+    progress(2, 3, "Reading the first rows")
+    head = con.execute(f"SELECT * FROM csv LIMIT {SAMPLE_ROWS}").fetchall()
+    return columns, stats, head
+
+
+def extract_csv(path: Path, progress: ReportProgress, should_stop: ShouldStop) -> Document:
+    progress(0, 3, "Reading the table")
+    (columns, stats, head), encoding = query_csv(path, lambda con: _profile(con, progress))
 
     row_count = int(stats[0])
     lines = [f"CSV table: {row_count:,} rows, {len(columns)} columns."]
@@ -109,6 +121,10 @@ def extract_csv(path: Path, progress: ReportProgress, should_stop: ShouldStop) -
         if type_.startswith(NUMERIC_TYPES):
             mean, total = next(values), next(values)
             line += f", mean {_fmt(mean)}, sum {_fmt(total)}"
+        else:
+            top = [_fmt(v) for v in next(values) or () if v is not None]
+            if top:
+                line += f", most common: {', '.join(top)}"
         lines.append(line)
     lines.append(f"First {min(SAMPLE_ROWS, row_count)} rows:")
     lines.append(" | ".join(name for name, _ in columns))
