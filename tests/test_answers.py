@@ -67,3 +67,25 @@ async def test_known_answers(start_server: Callable[..., ServerProcess], tmp_pat
         assert expected in check_stream(of_job(received, job_id))
     # The model may get it wrong; the answer always shows where the fact stands.
     assert f"> Source, p. 17: {NEEDLE}" in check_stream(of_job(received, pdf_job))
+
+
+async def test_summary_of_a_long_pdf_covers_it_all(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server({"DOCLANE_CONTEXT_BUDGET_TOKENS": "150"})
+    topics = ["turbines", "staffing", "budgets", "safety", "travel", "training"]
+    pages = [
+        [
+            f"Section {n} is about {topics[(n - 1) // 10]}: notes {n}.{i} on {topics[(n - 1) // 10]}."
+            for i in range(20)
+        ]
+        for n in range(1, 61)
+    ]
+    pdf = make_pdf(tmp_path / "long.pdf", pages)
+    async with connect(server.ws) as ws:
+        job_id = (await upload(server.http, pdf, "Summarise this document."))["data"]["job_id"]
+        events = of_job(await follow(ws, {job_id}), job_id)
+    answer = check_stream(events)
+    headings = [line.split("**")[1] for line in answer.split("\n") if line.startswith("**Page")]
+    assert headings[0].startswith("Pages 1-") and headings[-1].endswith("-60.")
+    assert len(headings) == 6

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from doclane.context import build_messages, select_passages
+from doclane.context import MAX_SECTIONS, build_messages, select_passages, summary_sections
 from doclane.documents import Document, Page
 from doclane.jobs import DocumentKind
 
@@ -38,3 +38,20 @@ def test_unmatched_prompt_samples_the_whole_document() -> None:
     passages = select_passages(long_document(), "Summarise.", 3000)
     pages = {p.page for p in passages}
     assert min(pages) <= 3 and max(pages) >= 25  # not just the first pages
+
+
+def test_summary_of_a_long_document_covers_every_part() -> None:
+    filler = "Chapter {} discusses topic {} with figures and remarks on budget and staff."
+    pages = [Page(n, "\n".join(filler.format(n, i) for i in range(25))) for n in range(1, 201)]
+    document = Document(DocumentKind.PDF, "PDF document, 200 pages.", pages)
+    sections = summary_sections(document, "Please summarise this report.", 400)
+    assert len(sections) == MAX_SECTIONS
+    assert sections[0].heading.startswith("**Pages 1-")
+    assert sections[-1].heading.endswith("-200.** ")
+    covered = [p.number for s in sections for p in s.document.pages]
+    assert covered == sorted(covered) and covered[0] <= 34 and covered[-1] >= 167
+    for section in sections:  # each part fits what the model reads in one pass
+        assert sum(len(p.text) for p in section.document.pages) <= 400 * 4
+    # A specific question, or a document that fits, is answered in one pass instead.
+    assert summary_sections(document, "What does chapter 7 say?", 400) == []
+    assert summary_sections(long_document(), "Summarise.", 10_000) == []

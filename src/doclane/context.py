@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-from doclane.documents import Document
+from doclane.documents import Document, Page
 
 CHARS_PER_TOKEN = 4  # a conservative average for English text and numbers
 PASSAGE_CHARS = 700
@@ -105,6 +105,61 @@ def select_passages(document: Document, prompt: str, budget_chars: int) -> list[
         chosen.append(passage)
         used += len(passage.text)
     return sorted(chosen, key=lambda p: p.order)
+
+
+SUMMARY_WORDS = re.compile(
+    r"\b(summar\w*|overview|outline|gist|tl;?dr|main points|key points|what is (this|it) about)\b",
+    re.IGNORECASE,
+)
+SECTION_PROMPT = "Summarise this part of the document in two sentences."
+MAX_SECTIONS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    heading: str  # e.g. "**Pages 41-80.** ", written before the section's summary
+    document: Document  # the section's most representative passages
+
+
+def summary_sections(document: Document, prompt: str, budget_tokens: int) -> list[Section]:
+    """For a summary request on a document too long to read at once: its sections, each cut
+    down to its most representative passages. Empty when one pass can read it all, or when
+    the prompt asks something specific (then retrieval picks the passages)."""
+    passages = _split(document)
+    budget_chars = budget_tokens * CHARS_PER_TOKEN
+    total = sum(len(p.text) for p in passages)
+    if total <= budget_chars or not SUMMARY_WORDS.search(prompt):
+        return []
+    count = min(MAX_SECTIONS, math.ceil(total / budget_chars), len(passages))
+    size = math.ceil(len(passages) / count)
+    sections = []
+    for start in range(0, len(passages), size):
+        part = passages[start : start + size]
+        # Representative passages: those richest in the section's own frequent terms.
+        frequency = Counter(term for p in part for term in set(_terms(p.text)))
+        ranked = sorted(
+            part,
+            key=lambda p: -sum(frequency[t] for t in set(_terms(p.text))) / (len(p.text) + 200),
+        )
+        chosen, used = [], 0
+        for passage in ranked:
+            if used + len(passage.text) <= budget_chars:
+                chosen.append(passage)
+                used += len(passage.text)
+        chosen.sort(key=lambda p: p.order)
+        first, last = part[0].page, part[-1].page
+        pages = f"Page {first}" if first == last else f"Pages {first}-{last}"
+        sections.append(
+            Section(
+                f"**{pages}.** ",
+                Document(
+                    document.kind,
+                    f"{document.facts} This is {pages.lower()}.",
+                    [Page(p.page, p.text) for p in chosen],
+                ),
+            )
+        )
+    return sections
 
 
 def best_quote(document: Document, prompt: str) -> Passage | None:

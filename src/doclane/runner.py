@@ -17,7 +17,7 @@ import anyio
 import anyio.from_thread
 
 from doclane import messages
-from doclane.context import best_quote, build_messages
+from doclane.context import SECTION_PROMPT, Section, best_quote, build_messages, summary_sections
 from doclane.documents import Document, Limits, extract
 from doclane.documents.tablequery import compute
 from doclane.errors import DoclaneError, LeaseLost, ProcessingError, TransientError
@@ -161,33 +161,76 @@ async def _compute(run: JobRun) -> str:
 async def _answer(
     run: JobRun, document: Document, figures: str, provider: Provider, settings: Settings
 ) -> None:
-    messages_ = build_messages(document, run.job.prompt, settings.context_budget_tokens, figures)
-    interval = settings.chunk_interval_ms / 1000
-    generated = len(run.answer) // CHARS_PER_TOKEN
-    remaining = max(0, settings.max_answer_tokens - generated)
-    pending = ""
-    last_flush = time.monotonic()
-    if remaining:
-        stream = provider.stream(messages_, remaining, prefix=run.answer)
-        try:
-            async for piece in stream:
-                pending += piece
-                generated += 1
-                if time.monotonic() - last_flush >= interval:
-                    await run.add_chunk(pending)
-                    pending, last_flush = "", time.monotonic()
-                    span = TOKENS_END - TOKENS_START
-                    done = min(generated, settings.max_answer_tokens)
-                    await run.report(
-                        TOKENS_START + span * done // settings.max_answer_tokens,
-                        "Writing the answer",
-                    )
-        finally:
-            await stream.aclose()  # type: ignore[attr-defined]
-    if pending:
-        await run.add_chunk(pending)
+    budget = settings.context_budget_tokens
+    sections = summary_sections(document, run.job.prompt, budget)
+    if sections:
+        await _summarise(run, sections, provider, settings)
+    else:
+        messages_ = build_messages(document, run.job.prompt, budget, figures)
+        band = (TOKENS_START, TOKENS_END)
+        await _stream(run, provider, settings, messages_, run.answer, band)
     if not run.answer.strip():
         raise ProcessingError("The model returned an empty answer")
-    quote = best_quote(document, run.job.prompt)
+    quote = None if sections else best_quote(document, run.job.prompt)
     if quote is not None and quote.text not in run.answer:
         await run.add_chunk(f"\n\n> Source, p. {quote.page}: {quote.text}")
+
+
+async def _summarise(
+    run: JobRun, sections: list[Section], provider: Provider, settings: Settings
+) -> None:
+    """A long document's summary, section by section ("map"), each under its page range, so
+    the whole document is covered and the first lines arrive as fast as for a short one.
+
+    A re-run skips the sections the answer already has and continues the one it stopped in.
+    """
+    span = (TOKENS_END - TOKENS_START) / len(sections)
+    for index, section in enumerate(sections):
+        following = sections[index + 1].heading if index + 1 < len(sections) else None
+        if following is not None and following in run.answer:
+            continue  # finished by an earlier run
+        if section.heading in run.answer:
+            prefix = run.answer.split(section.heading, 1)[1]
+        else:
+            await run.add_chunk(("\n\n" if run.answer else "") + section.heading)
+            prefix = ""
+        band = (TOKENS_START + int(span * index), TOKENS_START + int(span * (index + 1)))
+        messages_ = build_messages(section.document, SECTION_PROMPT, settings.context_budget_tokens)
+        await _stream(run, provider, settings, messages_, prefix, band, len(sections))
+
+
+async def _stream(
+    run: JobRun,
+    provider: Provider,
+    settings: Settings,
+    messages_: list[dict[str, str]],
+    prefix: str,
+    band: tuple[int, int],
+    parts: int = 1,
+) -> None:
+    """Append the model's continuation of ``prefix`` to the answer, in coalesced chunks."""
+    interval = settings.chunk_interval_ms / 1000
+    max_tokens = settings.max_answer_tokens // parts
+    generated = len(prefix) // CHARS_PER_TOKEN
+    remaining = max(0, max_tokens - generated)
+    if not remaining:
+        return
+    pending = ""
+    last_flush = time.monotonic()
+    stream = provider.stream(messages_, remaining, prefix=prefix)
+    try:
+        async for piece in stream:
+            pending += piece
+            generated += 1
+            if time.monotonic() - last_flush >= interval:
+                await run.add_chunk(pending)
+                pending, last_flush = "", time.monotonic()
+                low, high = band
+                await run.report(
+                    low + (high - low) * min(generated, max_tokens) // max_tokens,
+                    "Writing the answer",
+                )
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]
+    if pending:
+        await run.add_chunk(pending)

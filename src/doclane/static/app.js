@@ -86,7 +86,7 @@ function newJob(fields) {
 function saveJobs() {
   const saved = [...jobs.values()]
     .slice(-MAX_SAVED_JOBS)
-    .map(({ id, prompt, fileName, seq }) => ({ id, prompt, fileName, seq }));
+    .map(({ id, prompt, fileName, seq, error }) => ({ id, prompt, fileName, seq, error }));
   localStorage.setItem(JOBS_KEY, JSON.stringify(saved));
 }
 
@@ -168,7 +168,8 @@ function applyJobData(job, data) {
   job.status = data.status;
   job.progress = Math.max(job.progress, data.progress);
   job.text = data.ai_response ?? "";
-  if (data.status === "failed") job.error = data.error ?? "This job failed.";
+  // GET has no error field (the seed's shape): keep the reason the job_failed event gave.
+  if (data.status === "failed") job.error ||= "This job failed.";
   if (data.status === "cancelled") job.error = "Job cancelled";
   render(job);
 }
