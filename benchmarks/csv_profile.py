@@ -11,27 +11,17 @@ import argparse
 import datetime
 import os
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
 from benchmarks.report import write_section
+from benchmarks.timing import best_times
 from doclane.documents import extract
 from doclane.documents.tablequery import compute
 from doclane.jobs import DocumentKind
 
 QUESTION = "What is the total units by region?"
-
-
-def best_of(repeats: int, run: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return min(times)
 
 
 def make_csv(path: Path, rows: int) -> None:
@@ -86,15 +76,19 @@ def measure(rows: int) -> None:
         path = Path(folder) / "sales.csv"
         make_csv(path, rows)
         size_mb = path.stat().st_size / 1e6
-        profile = best_of(
-            3, lambda: extract(path, DocumentKind.CSV, lambda *_: None, lambda: False)
+        times = best_times(
+            3,
+            {
+                "profile": lambda: extract(path, DocumentKind.CSV, lambda *_: None, lambda: False),
+                "raw profile": lambda: raw_profile(path),
+                "answer": lambda: compute(path, QUESTION),
+                "raw answer": lambda: raw_question(path),
+            },
         )
-        raw = best_of(3, lambda: raw_profile(path))
-        answer = best_of(3, lambda: compute(path, QUESTION))
-        raw_answer = best_of(3, lambda: raw_question(path))
     rows_text = [
-        f"| load + profile | {profile:.2f} | {raw:.2f} | {profile / raw:.2f} |",
-        f'| answer "{QUESTION}" | {answer:.2f} | {raw_answer:.2f} | {answer / raw_answer:.2f} |',
+        f"| {task} | {times[key]:.2f} | {times['raw ' + key]:.2f} | "
+        f"{times[key] / times['raw ' + key]:.2f} |"
+        for task, key in (("load + profile", "profile"), (f'answer "{QUESTION}"', "answer"))
     ]
     print("\n".join(rows_text))
     write_section(
@@ -102,10 +96,10 @@ def measure(rows: int) -> None:
         f"""## CSV at scale
 
 `benchmarks/csv_profile.py`, {datetime.date.today()}, {os.cpu_count()} cores, DuckDB
-{duckdb.__version__}: {rows:,} rows, {size_mb:.0f} MB, 8 columns, best of 3. *doclane* is
-`extract()` (sniffing, schema, the one-scan profile, first rows) and `compute()` (reading the
-question, looking up small text columns' values for filters, the query); the baseline is the
-same SQL written by hand. Ratio = doclane's seconds over raw DuckDB's (goal ≤ 1.2).
+{duckdb.__version__}: {rows:,} rows, {size_mb:.0f} MB, 8 columns, best of 3 runs taken in
+turns. *doclane* is `extract()` (sniffing, schema, the one-scan profile, first rows) and
+`compute()` (reading the question, looking for the values it names, the query); the baseline
+is the same SQL written by hand. Ratio = doclane's seconds over raw DuckDB's (goal ≤ 1.2).
 
 | task | doclane s | raw DuckDB s | ratio |
 |---|---|---|---|

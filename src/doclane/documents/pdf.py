@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import threading
 import unicodedata
 from collections import Counter
@@ -98,6 +97,9 @@ def extract_pdf(
     return Document(DocumentKind.PDF, facts, pages)
 
 
+_DIGITS_AS_HASH = str.maketrans("0123456789", "##########")
+
+
 def drop_running_lines(pages: list[Page]) -> list[Page]:
     """Remove running headers and footers: a page's first or last line that recurs (numbers
     aside, so "Page 3 of 9" counts) on more than half the pages, and on at least 3. Pages of
@@ -107,7 +109,7 @@ def drop_running_lines(pages: list[Page]) -> list[Page]:
         return pages
 
     def shape(line: str) -> str:
-        return re.sub(r"\d+", "#", line.strip().lower())
+        return line.strip().lower().translate(_DIGITS_AS_HASH)
 
     def edges(page: Page) -> set[str]:
         lines = [line for line in page.text.splitlines() if line.strip()]

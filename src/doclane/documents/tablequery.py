@@ -27,7 +27,6 @@ from doclane.errors import DocumentError
 
 MAX_GROUPS = 50
 QUERY_SECONDS = 30.0
-MAX_FILTER_VALUES = 200  # text columns with more distinct values are not scanned for filters
 
 # (SQL function, label, words that ask for it), in the order they are tried.
 _AGGREGATES: list[tuple[str, str, tuple[str, ...]]] = [
@@ -165,22 +164,46 @@ def plan(question: str, columns: list[Column]) -> Query | None:
     return Query(sql, params, describe, group)
 
 
-def _columns(con: duckdb.DuckDBPyConnection) -> list[Column]:
-    columns = []
-    for name, type_, *_ in con.execute("DESCRIBE csv").fetchall():
-        numeric = str(type_).startswith(NUMERIC_TYPES)
-        values: tuple[str, ...] = ()
-        if not numeric:
-            col = quote_ident(str(name))
-            rows = con.execute(
-                f"SELECT DISTINCT CAST({col} AS VARCHAR) FROM csv WHERE {col} IS NOT NULL "
-                f"LIMIT {MAX_FILTER_VALUES + 1}"
-            ).fetchall()
-            if len(rows) <= MAX_FILTER_VALUES:
-                # Longest first, so "North East" wins over "North".
-                values = tuple(sorted((str(r[0]) for r in rows), key=len, reverse=True))
-        columns.append(Column(str(name), numeric, values))
-    return columns
+def _phrases(question: str, names: list[str]) -> list[str]:
+    """Runs of 1-3 words of the question that could be a value in the table: not made only of
+    column names, numbers and the words that ask for an aggregate."""
+    words = re.findall(r"[\w'&.-]+", question.lower())
+    asking = {w for _, _, keys in _AGGREGATES for key in keys for w in key.split()}
+    ignore = asking | {w for name in names for w in re.split(r"[_\W]+", name.lower())}
+    ignore |= {"what", "which", "the", "is", "are", "was", "of", "in", "by", "per", "for", "a"}
+    phrases = set()
+    for size in (1, 2, 3):
+        for start in range(len(words) - size + 1):
+            run = words[start : start + size]
+            if not all(w in ignore or w.replace(".", "").isdigit() for w in run):
+                phrases.add(" ".join(run))
+    return sorted(phrases)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, question: str) -> list[Column]:
+    """The table's columns; a text column carries the values the question names, found in one
+    scan (none when the question names nothing that could be a value)."""
+    described = [
+        (str(name), str(type_)) for name, type_, *_ in con.execute("DESCRIBE csv").fetchall()
+    ]
+    texts = [name for name, type_ in described if not type_.startswith(NUMERIC_TYPES)]
+    phrases = _phrases(question, [name for name, _ in described])
+    found: dict[str, tuple[str, ...]] = {}
+    if texts and phrases:
+        as_text = [f"CAST({quote_ident(name)} AS VARCHAR)" for name in texts]
+        matches = [
+            f"list(DISTINCT {t}) FILTER (WHERE list_contains(?, lower({t})))" for t in as_text
+        ]
+        row = con.execute(
+            f"SELECT {', '.join(matches)} FROM csv", [phrases] * len(texts)
+        ).fetchone()
+        for name, values in zip(texts, row or (), strict=False):
+            # Longest first, so "North East" wins over "North".
+            found[name] = tuple(sorted(values or (), key=len, reverse=True))
+    return [
+        Column(name, type_.startswith(NUMERIC_TYPES), found.get(name, ()))
+        for name, type_ in described
+    ]
 
 
 def compute(path: Path, question: str) -> Computed | None:
@@ -190,7 +213,7 @@ def compute(path: Path, question: str) -> Computed | None:
         timer = threading.Timer(QUERY_SECONDS, con.interrupt)
         timer.start()
         try:
-            query = plan(question, _columns(con))
+            query = plan(question, _columns(con, question))
             if query is None:
                 return None
             rows = con.execute(query.sql, query.params).fetchall()
