@@ -74,11 +74,9 @@ async def test_summary_of_a_long_pdf_covers_it_all(
 ) -> None:
     server = start_server({"DOCLANE_CONTEXT_BUDGET_TOKENS": "150"})
     topics = ["turbines", "staffing", "budgets", "safety", "travel", "training"]
+    line = "Section {n} is about {topic}: notes {n}.{i} on {topic}."
     pages = [
-        [
-            f"Section {n} is about {topics[(n - 1) // 10]}: notes {n}.{i} on {topics[(n - 1) // 10]}."
-            for i in range(20)
-        ]
+        [line.format(n=n, i=i, topic=topics[(n - 1) // 10]) for i in range(20)]
         for n in range(1, 61)
     ]
     pdf = make_pdf(tmp_path / "long.pdf", pages)

@@ -15,7 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from tests.documents import make_csv, make_png, make_report_pdf
 from tests.server import ServerProcess
-from tests.wsclient import Received, check_stream, follow, get_job, of_job, upload
+from tests.wsclient import Received, check_stream, follow, get_job, of_job, queued, upload
 
 pytestmark = pytest.mark.anyio
 
@@ -42,15 +42,7 @@ async def test_seed_client_flow(
     async with connect(server.ws) as ws, connect(server.ws) as second:
         body = await upload(server.http, document, prompt)
         job_id = body["data"]["job_id"]
-        assert body == {
-            "success": True,
-            "data": {
-                "job_id": job_id,
-                "status": "pending",
-                "progress": 0,
-                "message": "File uploaded successfully",
-            },
-        }
+        assert body == queued(job_id)
         received: dict[str, list[Received]] = {}
 
         async def follow_into(name: str, connection: ClientConnection) -> None:

@@ -14,6 +14,7 @@ from doclane.intake import DEFAULT_PROMPT
 from doclane.jobs import open_store
 from doclane.settings import Settings
 from tests.documents import encrypt_pdf, make_csv, make_png, make_report_pdf, png_bytes
+from tests.wsclient import queued
 
 pytestmark = pytest.mark.anyio
 
@@ -52,15 +53,7 @@ async def test_upload_response_and_queued_job(
     assert response.status_code == 200
     body = response.json()
     job_id = body["data"]["job_id"]
-    assert body == {
-        "success": True,
-        "data": {
-            "job_id": job_id,
-            "status": "pending",
-            "progress": 0,
-            "message": "File uploaded successfully",
-        },
-    }
+    assert body == queued(job_id)
     job = await stored_job(settings, job_id)
     assert job.prompt == "What was revenue?"
     assert job.priority == 3

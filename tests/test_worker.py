@@ -42,6 +42,12 @@ class Harness:
         )
         return job_id
 
+    async def first_chunk(self, timeout: float = 20) -> None:
+        with anyio.fail_after(timeout):
+            async for event in self.events:
+                if event["type"] == "ai_chunk":
+                    return
+
     async def until_final(self, job_id: str, timeout: float = 20) -> list[dict[str, Any]]:
         seen: list[dict[str, Any]] = []
         with anyio.fail_after(timeout):
@@ -123,10 +129,7 @@ async def test_cancel_stops_a_running_job_within_a_second(tmp_path: Path) -> Non
     provider = ScriptedProvider(Step(pieces=["word "] * 1000, delay=0.02))
     async with running_worker(tmp_path, provider) as h:
         job_id = await h.submit()
-        with anyio.fail_after(20):
-            async for event in h.events:
-                if event["type"] == "ai_chunk":
-                    break
+        await h.first_chunk()
         _, cancelled = await h.store.cancel(job_id)
         assert cancelled is not None
         cancelled_at = anyio.current_time()
@@ -147,10 +150,7 @@ async def test_shutdown_hands_the_running_job_back(tmp_path: Path) -> None:
     provider = ScriptedProvider(Step(pieces=["word "] * 1000, delay=0.02))
     async with running_worker(tmp_path, provider) as h:
         job_id = await h.submit()
-        with anyio.fail_after(20):
-            async for event in h.events:
-                if event["type"] == "ai_chunk":
-                    break
+        await h.first_chunk()
     store = open_store(f"sqlite:///{tmp_path / 'doclane.db'}")
     await store.open()
     job = await store.get(job_id)

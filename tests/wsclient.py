@@ -22,6 +22,19 @@ class Received:
     event: dict[str, Any]
 
 
+def queued(job_id: str) -> dict[str, Any]:
+    """The seed's exact upload response."""
+    return {
+        "success": True,
+        "data": {
+            "job_id": job_id,
+            "status": "pending",
+            "progress": 0,
+            "message": "File uploaded successfully",
+        },
+    }
+
+
 async def upload(base_url: str, path: Path, prompt: str = "", **fields: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
         with path.open("rb") as file:
