@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import anyio
@@ -104,19 +105,14 @@ async def run_job(run: JobRun, provider: Provider, settings: Settings, cpu: anyi
     try:
         with anyio.fail_after(max(0.0, run.deadline - time.monotonic())):
             await run.report(EXTRACT_START, "Reading the document")
-            if job.kind is DocumentKind.CSV:  # DuckDB: no OCR, light on the CPU
+            # OCR (PDFs, images) takes its turn on the CPU; DuckDB's table scans are light.
+            async with cpu if job.kind is not DocumentKind.CSV else nullcontext():
                 document = await _extract(run, settings.document_limits)
-            else:
-                async with cpu:
-                    document = await _extract(run, settings.document_limits)
             await run.report(PROMPT_READ, "Reading the question")
             figures = await _compute(run)
             if figures and not run.answer:  # a re-run's answer already starts with them
                 await run.add_chunk(figures + "\n\n")
-            if provider.uses_local_cpu:
-                async with cpu:
-                    await _answer(run, document, figures, provider, settings)
-            else:
+            async with cpu if provider.uses_local_cpu else nullcontext():
                 await _answer(run, document, figures, provider, settings)
         await run.complete()
     except LeaseLost:

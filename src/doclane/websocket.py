@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect
 
@@ -110,7 +110,9 @@ async def events(websocket: WebSocket, services: ServicesDep) -> None:
         pass  # the client went away mid-send
 
 
-async def _send(websocket: WebSocket, services: Services, outbox: Any) -> None:
+async def _send(
+    websocket: WebSocket, services: Services, outbox: MemoryObjectReceiveStream[Outgoing]
+) -> None:
     sent: dict[str, int] = {}  # job_id -> last seq this client got
 
     async def deliver(event: Event) -> None:

@@ -83,14 +83,21 @@ class Worker:
 
     async def _slot(self) -> None:
         while True:
-            exhausted = await self.store.fail_exhausted(self.settings.max_attempts, EXHAUSTED_ERROR)
-            for event in exhausted:
-                await self.bus.publish(event)
-            job = await self.store.claim(self.id, self.settings.lease_seconds)
-            if job is None:
-                await self._idle()
-            else:
-                await self._run(job)
+            try:
+                await self._next()
+            except Exception:  # e.g. the database is unreachable: keep the slot alive
+                log.exception("worker slot error; retrying shortly")
+                await anyio.sleep(self.settings.poll_interval_seconds)
+
+    async def _next(self) -> None:
+        exhausted = await self.store.fail_exhausted(self.settings.max_attempts, EXHAUSTED_ERROR)
+        for event in exhausted:
+            await self.bus.publish(event)
+        job = await self.store.claim(self.id, self.settings.lease_seconds)
+        if job is None:
+            await self._idle()
+        else:
+            await self._run(job)
 
     async def _idle(self) -> None:
         timeout = self.settings.poll_interval_seconds
