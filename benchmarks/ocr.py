@@ -15,7 +15,6 @@ import argparse
 import datetime
 import os
 import random
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ import pypdfium2 as pdfium
 import tesserocr
 from tests.documents import make_scanned_pdf, scan, speckle
 
+from benchmarks.report import write_section
 from doclane.documents import extract
 from doclane.documents.ocr import tessdata_dir
 from doclane.jobs import DocumentKind
@@ -31,8 +31,6 @@ from doclane.jobs import DocumentKind
 DPI = 300  # a common scanner setting; doclane renders a scan at its own resolution
 LINES_PER_PAGE = 36
 NOISE = 0.02  # share of pixels flipped to black or white
-REPORT = Path(__file__).parent.parent / "docs" / "benchmarks.md"
-START, END = "<!-- ocr -->", "<!-- /ocr -->"
 SENTENCES = (
     "The board approved the annual budget for the new office in Lisbon.",
     "Revenue grew by {n} percent while operating costs fell again.",
@@ -126,40 +124,27 @@ def main() -> None:
                 f"{doclane_cer:.1%} | {raw_cer:.1%} |"
             )
             print(rows[-1], flush=True)
-    section = "\n".join(
-        [
-            START,
-            "## OCR",
-            "",
-            f"`benchmarks/ocr.py`, {datetime.date.today()}, {os.cpu_count()} cores "
-            f"(load average {load:.1f} at the start), "
-            f"{tesserocr.tesseract_version().splitlines()[0]}: A4 pages scanned at {DPI} dpi "
-            f"({LINES_PER_PAGE} lines of 12 pt print, {args.pages} pages a case, best of "
-            f"{args.repeat} runs) in an "
-            "image-only PDF. *doclane* is `extract()` on the PDF (page detection, rendering, the "
-            "noise check and filter, OCR); *raw* is tesseract alone on the same pages, rendered "
-            "beforehand at the same resolution. Error rates are of characters.",
-            "",
-            "| scan | doclane s/page | raw s/page | ratio | doclane errors | raw errors |",
-            "|---|---|---|---|---|---|",
-            *rows,
-            END,
-        ]
+    write_section(
+        "ocr",
+        "\n".join(
+            [
+                "## OCR",
+                "",
+                f"`benchmarks/ocr.py`, {datetime.date.today()}, {os.cpu_count()} cores (load "
+                f"average {load:.1f} at the start), "
+                f"{tesserocr.tesseract_version().splitlines()[0]}: A4 pages scanned at {DPI} dpi "
+                f"({LINES_PER_PAGE} lines of 12 pt print, {args.pages} pages a case, best of "
+                f"{args.repeat} runs) in an "
+                "image-only PDF. *doclane* is `extract()` on the PDF (page detection, rendering, "
+                "the noise check and filter, OCR); *raw* is tesseract alone on the same pages, "
+                "rendered beforehand at the same resolution. Error rates are of characters.",
+                "",
+                "| scan | doclane s/page | raw s/page | ratio | doclane errors | raw errors |",
+                "|---|---|---|---|---|---|",
+                *rows,
+            ]
+        ),
     )
-    text = (
-        REPORT.read_text()
-        if REPORT.exists()
-        else "# Benchmarks\n\nEach section is rewritten by the script it names.\n"
-    )
-    pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.DOTALL)
-    text = (
-        pattern.sub(lambda _: section, text)
-        if pattern.search(text)
-        else f"{text.rstrip()}\n\n{section}\n"
-    )
-    REPORT.parent.mkdir(exist_ok=True)
-    REPORT.write_text(text)
-    print(f"wrote {REPORT}")
 
 
 if __name__ == "__main__":
