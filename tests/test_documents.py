@@ -45,10 +45,10 @@ def test_csv_profile_is_exact(tmp_path: Path) -> None:
     document = extract(csv, DocumentKind.CSV, no_progress, lambda: False)
     assert "1,234 rows, 3 columns" in document.facts
     total = sum(i * 2.5 for i in range(1, 1235))
-    assert f"sum {total:.6g}" in document.facts
+    assert f"sum {total:,}" in document.facts
     assert "region (VARCHAR)" in document.facts
     assert "most common: " in document.facts
-    assert "min 1, max 1234" in document.facts
+    assert "min 1, max 1,234" in document.facts
 
 
 def test_csv_semicolons_and_latin1(tmp_path: Path) -> None:
@@ -114,3 +114,13 @@ def test_running_headers_and_footers_are_dropped(tmp_path: Path) -> None:
     assert "CONFIDENTIAL" not in text and "of 5" not in text
     assert "Body text of section 4 about turbines." in document.pages[3].text
     assert "A unique line on page three." in document.pages[2].text
+
+
+@pytest.mark.parametrize(("delimiter", "name"), [("\t", "data.tsv"), ("|", "data.txt")])
+def test_other_delimiters(tmp_path: Path, delimiter: str, name: str) -> None:
+    path = tmp_path / name
+    rows = ["city|people", "Oslo|709000", "Bergen|291000", "Tromsø|77000"]
+    path.write_text("\n".join(row.replace("|", delimiter) for row in rows) + "\n")
+    assert inspect_upload(path) is DocumentKind.CSV
+    facts = extract(path, DocumentKind.CSV, no_progress, lambda: False).facts
+    assert "3 rows, 2 columns" in facts and "sum 1,077,000" in facts

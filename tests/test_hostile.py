@@ -114,3 +114,15 @@ async def test_disk_full_during_upload_leaves_nothing_behind(
         with pdf.open("rb") as file:
             ok = await http.post("/api/upload", files={"file": ("r.pdf", file)})
         assert ok.status_code == 200
+
+
+async def test_missing_model_fails_jobs_clearly(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server({"DOCLANE_LOCAL_MODEL_PATH": str(tmp_path / "nope.gguf")})
+    async with connect(server.ws) as ws:
+        pdf = make_report_pdf(tmp_path / "r.pdf")
+        job_id = (await upload(server.http, pdf, "What was revenue?"))["data"]["job_id"]
+        [*_, failed] = of_job(await follow(ws, {job_id}), job_id)
+    assert failed["type"] == "job_failed"
+    assert failed["error"] == f"Local model file not found: {tmp_path / 'nope.gguf'}"

@@ -16,13 +16,12 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from doclane.documents.tabular import NUMERIC_TYPES, query_csv, quote_ident
+from doclane.documents.tabular import NUMERIC_TYPES, fmt, query_csv, quote_ident
 from doclane.errors import DocumentError
 
 MAX_GROUPS = 50
@@ -73,17 +72,6 @@ class Computed:
         header = f"| {self.query.group.name} | {self.query.describe} |\n|---|---|\n"
         lines = "\n".join(f"| {fmt(key)} | {fmt(value)} |" for key, value in self.rows)
         return f"{header}{lines}"
-
-
-def fmt(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float | Decimal):
-        rounded = round(float(value), 6)
-        return f"{int(rounded):,}" if rounded.is_integer() else f"{rounded:,}"
-    return str(value)
 
 
 def _mentions(question: str, phrase: str) -> bool:

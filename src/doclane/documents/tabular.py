@@ -8,6 +8,7 @@ fine) and, failing that, as Latin-1.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,9 +69,15 @@ def query_csv(path: Path, work: Callable[[duckdb.DuckDBPyConnection], T]) -> tup
     raise DocumentError("The CSV file could not be parsed") from error
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}" if abs(value) < 1e15 else repr(value)
+def fmt(value: Any) -> str:
+    """A figure as the answer shows it: exact (to 6 decimals), with thousands separators."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float | Decimal):
+        rounded = round(float(value), 6)
+        return f"{int(rounded):,}" if rounded.is_integer() else f"{rounded:,}"
     text = str(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -116,18 +123,18 @@ def extract_csv(path: Path, progress: ReportProgress, should_stop: ShouldStop) -
         non_null, distinct, low, high = (next(values) for _ in range(4))
         line = (
             f"- {name} ({type_}): {row_count - non_null:,} empty, "
-            f"~{distinct:,} distinct, min {_fmt(low)}, max {_fmt(high)}"
+            f"~{distinct:,} distinct, min {fmt(low)}, max {fmt(high)}"
         )
         if type_.startswith(NUMERIC_TYPES):
             mean, total = next(values), next(values)
-            line += f", mean {_fmt(mean)}, sum {_fmt(total)}"
+            line += f", mean {fmt(mean)}, sum {fmt(total)}"
         else:
-            top = [_fmt(v) for v in next(values) or () if v is not None]
+            top = [fmt(v) for v in next(values) or () if v is not None]
             if top:
                 line += f", most common: {', '.join(top)}"
         lines.append(line)
     lines.append(f"First {min(SAMPLE_ROWS, row_count)} rows:")
     lines.append(" | ".join(name for name, _ in columns))
-    lines += [" | ".join(_fmt(value) for value in row) for row in head]
+    lines += [" | ".join(fmt(value) for value in row) for row in head]
     progress(3, 3, "Table profiled")
     return Document(DocumentKind.CSV, "\n".join(lines))
