@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from doclane.documents.model import MAX_IMAGE_PIXELS, MAX_PDF_PAGES, Limits
@@ -90,8 +90,20 @@ class Settings(BaseSettings):
     )
 
     # --- LLM -----------------------------------------------------------------------------------
-    llm_provider: Literal["local"] = Field(
-        "local", description="Which LLM answers. `local`: llama.cpp in-process."
+    llm_provider: Literal["local", "openai"] = Field(
+        "local",
+        description="Which LLM answers: `local` (llama.cpp in-process) or `openai` (any "
+        "OpenAI-compatible server).",
+    )
+    openai_base_url: str = Field(
+        "https://api.openai.com/v1",
+        description="The OpenAI-compatible server (`…/v1`): OpenAI, vLLM, Ollama "
+        "(`http://localhost:11434/v1`), LM Studio, llama.cpp's server.",
+    )
+    openai_api_key: SecretStr | None = Field(None, description="Its API key, if it needs one.")
+    openai_model: str = Field("gpt-4o-mini", description="The model name the server expects.")
+    openai_timeout_seconds: float = Field(
+        60.0, gt=0, description="Longest wait for the server between two streamed pieces."
     )
     local_model_path: Path | None = Field(
         None,

@@ -9,7 +9,17 @@ __all__ = ["Message", "Provider", "open_provider"]
 
 
 def open_provider(settings: Settings) -> Provider:
-    # Only "local" exists so far; the Literal type on the setting rejects anything else.
+    """The provider the settings name; each is imported only when chosen."""
+    if settings.llm_provider == "openai":
+        from doclane.providers.openai import OpenAIProvider
+
+        key = settings.openai_api_key
+        return OpenAIProvider(
+            settings.openai_base_url,
+            key.get_secret_value() if key else None,
+            settings.openai_model,
+            settings.openai_timeout_seconds,
+        )
     from doclane.providers.local import LocalProvider
 
     return LocalProvider(
