@@ -124,3 +124,20 @@ async def test_hostile_frames_and_idle_clients(
             async with anyio.create_task_group() as tg:
                 for connection in idle:
                     tg.start_soon(connection.close)
+
+
+async def test_subscribe_after_live_events_still_fills_the_gap(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    server = start_server({"DOCLANE_MAX_ANSWER_TOKENS": "120"})
+    pdf = make_report_pdf(tmp_path / "r.pdf")
+    async with connect(server.ws) as watcher:
+        job_id = (await upload(server.http, pdf, "Write a summary."))["data"]["job_id"]
+        await next_of_type(watcher, job_id, "ai_chunk")  # seqs 1.. are out before `late` joins
+        async with connect(server.ws) as late:
+            first_live = await next_of_type(late, job_id, "ai_chunk")
+            await late.send(json.dumps({"type": "subscribe", "job_id": job_id, "after_seq": 0}))
+            rest = of_job(await follow(late, {job_id}), job_id)
+    seqs = [first_live["seq"], *(e["seq"] for e in rest)]
+    assert len(seqs) == len(set(seqs))  # nothing twice
+    assert sorted(seqs) == list(range(1, max(seqs) + 1))  # nothing missing

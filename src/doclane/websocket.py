@@ -3,12 +3,13 @@
 A client that sends nothing gets the seed behaviour: live events of every job. A client may
 also send ``{"type": "subscribe", "job_id": "…", "after_seq": n}`` and receives that job's
 logged events with ``seq > n`` (what it missed), followed by the live ones, with no gap and no
-duplicate. ``{"type": "ping"}`` is answered with ``{"type": "pong"}``. Anything else gets an
-``{"type": "error", "error": "…"}`` reply, which an unaware client ignores.
+duplicate; in order too, unless live events of that job reached the client before its
+subscribe did. ``{"type": "ping"}`` is answered with ``{"type": "pong"}``. Anything else gets
+an ``{"type": "error", "error": "…"}`` reply, which an unaware client ignores.
 
 Each connection runs three tasks: a receiver (client messages), a forwarder (bus events) and a
 sender. Both sources feed one bounded outbox, so a replay is sent in order with the live events
-around it; the sender drops a live event the client already got from a replay. A client that
+around it; the sender never sends a job's seq twice. A client that
 falls further behind than the outbox holds is closed (it may reconnect), so no client ever
 stalls the workers or the other clients.
 """
@@ -113,14 +114,17 @@ async def events(websocket: WebSocket, services: ServicesDep) -> None:
 async def _send(
     websocket: WebSocket, services: Services, outbox: MemoryObjectReceiveStream[Outgoing]
 ) -> None:
-    sent: dict[str, int] = {}  # job_id -> last seq this client got
+    # The seqs this client got, per job: a replay never repeats one, and never skips one, even
+    # when live events of the job reached the client before its subscribe did.
+    sent: dict[str, set[int]] = {}
 
     async def deliver(event: Event) -> None:
         job_id, seq = event.get("job_id"), event.get("seq")
         if isinstance(job_id, str) and isinstance(seq, int):
-            if seq <= sent.get(job_id, -1):
-                return  # already sent by a replay
-            sent[job_id] = seq
+            seqs = sent.setdefault(job_id, set())
+            if seq in seqs:
+                return
+            seqs.add(seq)
         await websocket.send_json(event)
 
     async for item in outbox:
@@ -128,8 +132,7 @@ async def _send(
             if await services.store.get(item.job_id) is None:
                 await deliver({"type": "error", "job_id": item.job_id, "error": "Job not found"})
                 continue
-            after = max(item.after_seq, sent.get(item.job_id, item.after_seq))
-            for event in await services.store.events_after(item.job_id, after):
+            for event in await services.store.events_after(item.job_id, item.after_seq):
                 await deliver(event)
         else:
             await deliver(item)
