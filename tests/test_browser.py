@@ -79,7 +79,7 @@ def open_page(page: Page, url: str) -> None:
     ("make", "name", "prompt"),
     [
         (make_report_pdf, "report.pdf", "What was the revenue in 2024?"),
-        (make_csv, "orders.csv", "How many rows are there?"),
+        (make_csv, "orders.csv", "What is the total amount by region?"),
     ],
 )
 def test_ask_a_document(
@@ -115,6 +115,10 @@ def test_ask_a_document(
     assert len(set(progress)) >= 3, progress  # the bar moved along the way
     lengths = {n for _, n in seen}
     assert any(0 < n < len(answer) for n in lengths), "the answer did not stream"
+    if name.endswith(".csv"):  # the computed figures open the answer, as a table
+        expect(job.locator(".answer table td").first).to_have_text("North")
+    else:  # the sentence the answer rests on, quoted with its page
+        expect(job.locator(".answer blockquote")).to_contain_text("Source, p. 2")
     screenshot(page, f"chat-{document.suffix[1:]}.png")
 
 
@@ -310,6 +314,11 @@ def test_markdown_is_rendered_safely(page: Page) -> None:
         "```py\nx = '<b>'\n```\nafter": "<pre><code>x = &#39;&lt;b&gt;&#39;</code></pre>"
         "<p>after</p>",
         "```\nstill streaming": "<pre><code>still streaming</code></pre>",
+        "| region | <b>total</b> |\n|---|---|\n| North | **550** |": "<table><thead><tr>"
+        "<th>region</th><th>&lt;b&gt;total&lt;/b&gt;</th></tr></thead><tbody><tr><td>North</td>"
+        "<td><strong>550</strong></td></tr></tbody></table>",
+        "Answer.\n\n> Source, p. 2: <i>x</i>": "<p>Answer.</p>"
+        "<blockquote>Source, p. 2: &lt;i&gt;x&lt;/i&gt;</blockquote>",
     }
     for text, html in cases.items():
         assert page.evaluate(render, text) == html, text

@@ -37,19 +37,38 @@ function inline(escaped) {
     .join("");
 }
 
+// A table's rows ("| a | b |"); the "|---|" row after the first makes that one the header.
+function renderTable(rows) {
+  const cells = (row) => row.replace(/^\s*\|/, "").replace(/\|\s*$/, "").split("|");
+  const isRule = (row) => /^\s*\|?(\s*:?-+:?\s*\|)+\s*:?-*:?\s*$/.test(row);
+  const head = rows.length > 1 && isRule(rows[1]) ? rows[0] : null;
+  const body = head ? rows.slice(2) : rows;
+  const tr = (row, tag) =>
+    `<tr>${cells(row).map((cell) => `<${tag}>${inline(cell.trim())}</${tag}>`).join("")}</tr>`;
+  const thead = head ? `<thead>${tr(head, "th")}</thead>` : "";
+  const rowsHtml = body.filter((row) => !isRule(row)).map((row) => tr(row, "td")).join("");
+  return `<table>${thead}<tbody>${rowsHtml}</tbody></table>`;
+}
+
 function renderMarkdown(text) {
   const html = [];
   let paragraph = [];
   let list = null; // { tag: "ul" | "ol", items: [] }
   let code = null; // lines of an open ``` block
+  let table = []; // rows of a "| … |" table
+  let quote = []; // lines of a "> …" quote
   const flush = () => {
     if (paragraph.length) html.push(`<p>${paragraph.map(inline).join("<br>")}</p>`);
     if (list) {
       const items = list.items.map((item) => `<li>${inline(item)}</li>`).join("");
       html.push(`<${list.tag}>${items}</${list.tag}>`);
     }
+    if (table.length) html.push(renderTable(table));
+    if (quote.length) html.push(`<blockquote>${quote.map(inline).join("<br>")}</blockquote>`);
     paragraph = [];
     list = null;
+    table = [];
+    quote = [];
   };
   for (const line of escapeHtml(text).split("\n")) {
     if (line.trimStart().startsWith("```")) {
@@ -60,7 +79,14 @@ function renderMarkdown(text) {
       code.push(line);
     } else if (!line.trim()) {
       flush();
+    } else if (line.trimStart().startsWith("|")) {
+      if (!table.length) flush();
+      table.push(line);
+    } else if (line.startsWith("&gt;")) { // the text is escaped already: ">" arrives as "&gt;"
+      if (!quote.length) flush();
+      quote.push(line.replace(/^&gt;\s?/, ""));
     } else {
+      if (table.length || quote.length) flush();
       const item = line.match(/^\s*(?:([-*+])|\d+[.)])\s+(.*)$/);
       const tag = item && (item[1] ? "ul" : "ol");
       if (item ? paragraph.length || list?.tag !== tag : list) flush();
@@ -191,6 +217,7 @@ async function request(method, path, body) {
 async function send(file, prompt) {
   const job = newJob({ prompt, fileName: file.name, status: "uploading" });
   addView(job);
+  $("conversation").scrollTop = $("conversation").scrollHeight; // show the question just sent
   const form = new FormData();
   form.append("file", file);
   form.append("prompt", prompt);
