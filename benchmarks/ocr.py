@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pypdfium2 as pdfium
 import tesserocr
-from tests.documents import make_scanned_pdf, scan, speckle
+from tests.documents import make_pdf, scan, speckle
 
 from benchmarks.report import write_section
 from doclane.documents import extract
@@ -79,7 +79,7 @@ def measure(
     scans = [scan(lines, dpi=DPI) for lines in pages]
     if noise:
         scans = [speckle(image, noise, seed) for seed, image in enumerate(scans)]
-    pdf = make_scanned_pdf(folder / f"scan-{noise}.pdf", scans)
+    pdf = make_pdf(folder / f"scan-{noise}.pdf", scans)
     with pdfium.PdfDocument(pdf) as document:
         # copy(): to_pil() shares the bitmap's memory, which PDFium frees with the bitmap
         bitmaps = [page.render(scale=DPI / 72, grayscale=True) for page in document]

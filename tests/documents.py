@@ -14,19 +14,6 @@ from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
 
-def make_pdf(path: Path, pages: list[list[str]]) -> Path:
-    """A text PDF: one list of lines per page."""
-    pdf = canvas.Canvas(str(path), pagesize=A4)
-    for lines in pages:
-        y = 780
-        for line in lines:
-            pdf.drawString(72, y, line)
-            y -= 18
-        pdf.showPage()
-    pdf.save()
-    return path
-
-
 def make_report_pdf(path: Path, page_count: int = 3) -> Path:
     """A small report whose facts sit on known pages."""
     pages = []
@@ -94,7 +81,7 @@ def speckle(image: Image.Image, share: float, seed: int = 0) -> Image.Image:
     return noisy
 
 
-def make_scanned_pdf(path: Path, pages: Sequence[list[str] | Image.Image]) -> Path:
+def make_pdf(path: Path, pages: Sequence[list[str] | Image.Image]) -> Path:
     """A4 pages: a list of lines is a text page, an image fills its page as a scan does."""
     pdf = canvas.Canvas(str(path), pagesize=A4)
     for page in pages:

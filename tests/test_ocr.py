@@ -20,7 +20,7 @@ from doclane.documents.pdf import PDFIUM_LOCK
 from doclane.errors import DocumentError
 from doclane.jobs import DocumentKind
 from doclane.settings import Settings
-from tests.documents import make_scanned_pdf, scan, speckle
+from tests.documents import make_pdf, scan, speckle
 
 INVOICE = ["Invoice 4471 from Harbour Supplies", "Total due: 1,280 euros by 30 June"]
 MINUTES = ["Minutes of the board meeting", "The board approved the Lisbon office"]
@@ -31,7 +31,7 @@ def no_progress(done: int, total: int, stage: str) -> None:
 
 
 def test_scanned_pdf_pages_are_read_by_ocr(tmp_path: Path) -> None:
-    pdf = make_scanned_pdf(tmp_path / "scan.pdf", [scan(INVOICE), scan(MINUTES)])
+    pdf = make_pdf(tmp_path / "scan.pdf", [scan(INVOICE), scan(MINUTES)])
     reports: list[tuple[int, int, str]] = []
     document = extract(pdf, DocumentKind.PDF, lambda *a: reports.append(a), lambda: False)
     assert [page.number for page in document.pages] == [1, 2]
@@ -43,7 +43,7 @@ def test_scanned_pdf_pages_are_read_by_ocr(tmp_path: Path) -> None:
 
 def test_mixed_pdf_keeps_text_pages_and_reads_the_scan(tmp_path: Path) -> None:
     typed = ["Acme Corporation annual report.", "Revenue in 2024 was 4.2 million dollars."]
-    pdf = make_scanned_pdf(tmp_path / "mixed.pdf", [typed, scan(INVOICE), ["The end."]])
+    pdf = make_pdf(tmp_path / "mixed.pdf", [typed, scan(INVOICE), ["The end."]])
     reports: list[tuple[int, int, str]] = []
 
     def progress(*report: Any) -> None:
@@ -72,7 +72,7 @@ def test_a_page_with_a_small_picture_is_not_a_scan(tmp_path: Path) -> None:
 
 
 def test_ocr_stops_between_pages(tmp_path: Path) -> None:
-    pdf = make_scanned_pdf(tmp_path / "scan.pdf", [scan(INVOICE), scan(MINUTES)])
+    pdf = make_pdf(tmp_path / "scan.pdf", [scan(INVOICE), scan(MINUTES)])
     reports: list[tuple[int, int, str]] = []
     document = extract(pdf, DocumentKind.PDF, lambda *a: reports.append(a), lambda: bool(reports))
     assert [page.number for page in document.pages] == [1]
@@ -80,7 +80,7 @@ def test_ocr_stops_between_pages(tmp_path: Path) -> None:
 
 def test_a_noisy_scan_is_still_read(tmp_path: Path) -> None:
     noisy = speckle(scan(INVOICE), share=0.03)  # tesseract alone reads "30-June-:" here
-    pdf = make_scanned_pdf(tmp_path / "noisy.pdf", [noisy])
+    pdf = make_pdf(tmp_path / "noisy.pdf", [noisy])
     text = extract(pdf, DocumentKind.PDF, no_progress, lambda: False).pages[0].text
     for words in ("Invoice 4471", "Harbour Supplies", "1,280 euros", "30 June"):
         assert words in text
