@@ -32,7 +32,7 @@ def raw_pdfium(path: Path) -> None:
     for index in range(len(pdf)):
         page = pdf[index]
         textpage = page.get_textpage()
-        textpage.get_text_bounded()
+        textpage.get_text_range()
         textpage.close()
         page.close()
     pdf.close()

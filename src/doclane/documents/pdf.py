@@ -146,7 +146,7 @@ def _read_page(pdf: pdfium.PdfDocument, index: int) -> tuple[str, Image.Image | 
     try:
         textpage = page.get_textpage()
         try:
-            text = clean_text(textpage.get_text_bounded())
+            text = clean_text(textpage.get_text_range())
         finally:
             textpage.close()
         dpi = _scan_dpi(page) if len(text) < SCAN_MAX_CHARS else None
