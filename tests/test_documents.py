@@ -26,7 +26,8 @@ def test_pdf_pages_keep_their_numbers(tmp_path: Path) -> None:
     assert [page.number for page in document.pages] == [1, 2, 3, 4]
     assert "4.2 million" in document.pages[1].text
     assert "4 pages" in document.facts
-    assert reports[-1][:2] == (4, 4) and "page 4 of 4" in reports[-1][2]
+    assert (4, 8, "Reading page 4 of 4") in reports  # the text pass: half the work
+    assert reports[-1] == (8, 8, "Document read")
 
 
 def test_pdf_without_text_says_so(tmp_path: Path) -> None:
@@ -124,3 +125,17 @@ def test_other_delimiters(tmp_path: Path, delimiter: str, name: str) -> None:
     assert inspect_upload(path) is DocumentKind.CSV
     facts = extract(path, DocumentKind.CSV, no_progress, lambda: False).facts
     assert "3 rows, 2 columns" in facts and "sum 1,077,000" in facts
+
+
+def test_a_long_pdf_is_read_in_parallel_in_page_order(tmp_path: Path) -> None:
+    lines = [[f"This is page {n}.", f"Its number is {n}."] for n in range(1, 151)]
+    pdf = make_pdf(tmp_path / "long.pdf", lines)
+    reports: list[tuple[int, int, str]] = []
+    document = extract(pdf, DocumentKind.PDF, lambda *a: reports.append(a), lambda: False)
+    assert [page.number for page in document.pages] == list(range(1, 151))
+    assert all(f"This is page {p.number}." in p.text for p in document.pages)
+    done = [d for d, _, _ in reports]
+    assert done == sorted(done) and reports[-1] == (300, 300, "Document read")
+    # Stopped early: what was read is kept, in order, and nothing after a gap.
+    stopped = extract(pdf, DocumentKind.PDF, lambda *a: None, lambda: True)
+    assert [p.number for p in stopped.pages] == list(range(1, len(stopped.pages) + 1))

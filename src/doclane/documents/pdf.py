@@ -14,6 +14,7 @@ from PIL import Image
 
 from doclane.documents.model import Document, Page, ReportProgress, ShouldStop
 from doclane.documents.ocr import recognise
+from doclane.documents.pdftext import read_texts
 from doclane.errors import DocumentError
 from doclane.jobs.model import DocumentKind
 
@@ -62,30 +63,37 @@ def check_pdf(path: Path, max_pages: int) -> None:
 def extract_pdf(
     path: Path, progress: ReportProgress, should_stop: ShouldStop, max_pages: int
 ) -> Document:
-    pages: list[Page] = []
-    scanned = 0
+    """Two passes: every page's text layer (in parallel for a long PDF), then OCR of the pages
+    that turn out to be scans. Progress counts each pass as half the work."""
     with PDFIUM_LOCK:
-        pdf = open_pdf(path, max_pages)
+        open_pdf(path, max_pages).close()  # a clear error for a bad PDF, before any work
+        pdf = pdfium.PdfDocument(path)
         count = len(pdf)
     try:
-        for number in range(1, count + 1):
+
+        def read(done: int) -> None:
+            progress(done, 2 * count, f"Reading page {done} of {count}")
+
+        texts = [
+            clean_text(text) for text in read_texts(path, count, PDFIUM_LOCK, read, should_stop)
+        ]
+        candidates = [index for index, text in enumerate(texts) if len(text) < SCAN_MAX_CHARS]
+        scanned = 0
+        for position, index in enumerate(candidates, 1):
             if should_stop():
                 break
             with PDFIUM_LOCK:
-                text, scan = _read_page(pdf, number - 1)
-            if scan is None:
-                stage = f"Reading page {number} of {count}"
-            else:  # OCR takes 1-2 s a page: without the lock, other documents go on meanwhile
-                text = clean_text(recognise(scan)) or text
+                scan = _scan(pdf, index)
+            if scan is not None:  # OCR takes 1-2 s a page: without the lock, others go on
+                texts[index] = clean_text(recognise(scan)) or texts[index]
                 scanned += 1
-                stage = f"OCR page {number} of {count}"
-            if text:
-                pages.append(Page(number, text))
-            progress(number, count, stage)
+                done = count + count * position // len(candidates)
+                progress(done, 2 * count, f"OCR page {index + 1} of {count}")
     finally:
         with PDFIUM_LOCK:
             pdf.close()
-    pages = drop_running_lines(pages)
+    progress(2 * count, 2 * count, "Document read")
+    pages = drop_running_lines([Page(number, text) for number, text in enumerate(texts, 1) if text])
     facts = f"PDF document, {count} {'page' if count == 1 else 'pages'}."
     if scanned:
         facts += (
@@ -140,17 +148,12 @@ def clean_text(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
-def _read_page(pdf: pdfium.PdfDocument, index: int) -> tuple[str, Image.Image | None]:
-    """The page's text, and a greyscale rendering of it when it is a scan. Needs PDFIUM_LOCK."""
+def _scan(pdf: pdfium.PdfDocument, index: int) -> Image.Image | None:
+    """A greyscale rendering of the page when it is a scan, else None. Needs PDFIUM_LOCK."""
     page = pdf[index]
     try:
-        textpage = page.get_textpage()
-        try:
-            text = clean_text(textpage.get_text_range())
-        finally:
-            textpage.close()
-        dpi = _scan_dpi(page) if len(text) < SCAN_MAX_CHARS else None
-        return text, None if dpi is None else _render(page, dpi)
+        dpi = _scan_dpi(page)
+        return None if dpi is None else _render(page, dpi)
     finally:
         page.close()
 
