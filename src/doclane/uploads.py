@@ -11,6 +11,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,9 +95,11 @@ async def receive_form(
     parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
     try:
         await _consume(parser, events, body, form, spool_dir, max_file_bytes)
-    except BaseException:
+    except BaseException as exc:
         if form.file_path is not None:
             form.file_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # disk full, a quota, an I/O error: on write or on close
+            raise StorageFull("The server could not store the file") from exc
         raise
     return form
 
@@ -149,10 +152,7 @@ async def _consume(
                         form.file_size += len(data)
                         if form.file_size > max_file_bytes:
                             raise _too_large(max_file_bytes)
-                        try:
-                            await out.write(data)
-                        except OSError as exc:  # disk full, quota, I/O error
-                            raise StorageFull("The server could not store the file") from exc
+                        await out.write(data)
                     else:
                         field_value += data
                         if len(field_value) > MAX_FIELD_BYTES:
@@ -166,5 +166,6 @@ async def _consume(
             events.clear()
         parser.finalize()
     finally:
-        if out is not None:
-            await out.aclose()
+        if out is not None:  # only when failing already: that error is the one to report
+            with suppress(OSError):
+                await out.aclose()
