@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import datetime
 import random
+import zipfile
 from pathlib import Path
 
 import pytest
+import xlsxwriter
 
-from doclane.documents import extract
+from doclane.documents import extract, inspect_upload
 from doclane.documents.tablequery import Column, compute, fmt, plan
+from doclane.errors import DocumentError
 from doclane.jobs import DocumentKind
 
 Sales = tuple[Path, list[tuple[str, str, int, float]]]
@@ -82,3 +86,30 @@ def test_plan_builds_parameterised_sql() -> None:
     assert query is not None
     assert query.sql == 'SELECT sum("amount") FROM csv WHERE "city" = ?'
     assert query.params == ["Paris'; DROP TABLE x; --"]
+
+
+def test_a_spreadsheet_is_read_as_its_first_sheet(tmp_path: Path) -> None:
+    path = tmp_path / "sales.xlsx"
+    with xlsxwriter.Workbook(str(path)) as workbook:
+        sheet = workbook.add_worksheet("Sales")
+        sheet.write_row(0, 0, ["day", "region", "units"])
+        for row in range(1, 101):
+            sheet.write_datetime(
+                row,
+                0,
+                datetime.datetime(2025, 1, 1) + datetime.timedelta(row),
+                workbook.add_format({"num_format": "yyyy-mm-dd"}),
+            )
+            sheet.write_row(row, 1, ["North" if row % 2 else "South", row])
+        workbook.add_worksheet("Notes").write(0, 0, "ignored")
+    assert inspect_upload(path) is DocumentKind.CSV
+    facts = extract(path, DocumentKind.CSV, lambda *_: None, lambda: False).facts
+    assert "100 rows, 3 columns" in facts and "units (BIGINT)" in facts
+    assert answer(path, "What is the total units in North?") == (
+        f"**total units where region = North: {sum(range(1, 101, 2)):,}**"
+    )
+    zip_but_not_a_sheet = tmp_path / "a.xlsx"
+    with zipfile.ZipFile(zip_but_not_a_sheet, "w") as archive:
+        archive.writestr("hello.txt", "hi")
+    with pytest.raises(DocumentError, match="not a spreadsheet"):
+        inspect_upload(zip_but_not_a_sheet)

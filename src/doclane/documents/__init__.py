@@ -18,6 +18,7 @@ from doclane.documents.model import (
 )
 from doclane.documents.pdf import check_pdf, extract_pdf
 from doclane.documents.sniff import HEAD_BYTES, sniff
+from doclane.documents.spreadsheet import check_spreadsheet, is_spreadsheet
 from doclane.documents.tabular import extract_csv
 from doclane.errors import EmptyFile, UnsupportedFileType
 from doclane.jobs.model import DocumentKind
@@ -39,11 +40,14 @@ def inspect_upload(path: Path, limits: Limits = DEFAULT_LIMITS) -> DocumentKind:
         head = file.read(HEAD_BYTES)
     if not head:
         raise EmptyFile("The file is empty")
+    if is_spreadsheet(head):
+        check_spreadsheet(path)
+        return DocumentKind.CSV  # read as the CSV of its first sheet
     kind = sniff(head)
     if kind is None:
         raise UnsupportedFileType(
-            "Unsupported file type: upload a PDF, a CSV file or an image (PNG, JPEG, WebP, "
-            "GIF, TIFF, BMP)"
+            "Unsupported file type: upload a PDF, a CSV file, a spreadsheet (XLSX, XLS, ODS) "
+            "or an image (PNG, JPEG, WebP, GIF, TIFF, BMP)"
         )
     if kind is DocumentKind.PDF:
         check_pdf(path, limits.max_pdf_pages)

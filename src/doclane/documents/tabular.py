@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import duckdb
 
 from doclane.documents.model import Document, ReportProgress, ShouldStop
+from doclane.documents.spreadsheet import as_csv
 from doclane.errors import DocumentError
 from doclane.jobs.model import DocumentKind
 
@@ -50,6 +51,7 @@ def quote_literal(text: str) -> str:
 def query_csv(path: Path, work: Callable[[duckdb.DuckDBPyConnection], T]) -> tuple[T, str]:
     """Run ``work`` on a connection where the view ``csv`` is the file; return its result and
     the encoding that read the file. An undecodable file is read again as Latin-1."""
+    path = as_csv(path)  # a spreadsheet is read as the CSV of its first sheet
     error: duckdb.Error | None = None
     for encoding in ENCODINGS:
         con = duckdb.connect()
