@@ -97,13 +97,17 @@ def select_passages(document: Document, prompt: str, budget_chars: int) -> list[
         # Nothing matches (e.g. "summarise"): sample evenly so the whole document is represented.
         step = max(1, len(passages) * PASSAGE_CHARS // max(budget_chars, 1))
         ranked = passages[::step] + [p for p in passages if p.order % step]
+    return _fill(ranked, budget_chars)
+
+
+def _fill(ranked: list[Passage], budget_chars: int) -> list[Passage]:
+    """The best-ranked passages that fit the budget together, back in document order."""
     chosen: list[Passage] = []
     used = 0
     for passage in ranked:
-        if used + len(passage.text) > budget_chars:
-            continue
-        chosen.append(passage)
-        used += len(passage.text)
+        if used + len(passage.text) <= budget_chars:
+            chosen.append(passage)
+            used += len(passage.text)
     return sorted(chosen, key=lambda p: p.order)
 
 
@@ -141,12 +145,7 @@ def summary_sections(document: Document, prompt: str, budget_tokens: int) -> lis
             part,
             key=lambda p: -sum(frequency[t] for t in set(_terms(p.text))) / (len(p.text) + 200),
         )
-        chosen, used = [], 0
-        for passage in ranked:
-            if used + len(passage.text) <= budget_chars:
-                chosen.append(passage)
-                used += len(passage.text)
-        chosen.sort(key=lambda p: p.order)
+        chosen = _fill(ranked, budget_chars)
         first, last = part[0].page, part[-1].page
         pages = f"Page {first}" if first == last else f"Pages {first}-{last}"
         sections.append(
@@ -168,13 +167,13 @@ def best_quote(document: Document, prompt: str) -> Passage | None:
     It must share at least two of the question's terms (or its only one), so a request like
     "summarise" gets no quote rather than a random one.
     """
-    sentences = [
-        Passage(page.number, 0, sentence.strip())
+    found = [
+        (page.number, sentence.strip())
         for page in document.pages
         for sentence in _SENTENCE_END.split(page.text)
         if sentence.strip()
     ]
-    sentences = [Passage(p.page, i, p.text) for i, p in enumerate(sentences)]
+    sentences = [Passage(number, order, text) for order, (number, text) in enumerate(found)]
     query_terms = set(_terms(prompt))
     if not sentences or not query_terms:
         return None
