@@ -21,7 +21,7 @@ from typing import Any
 
 import duckdb
 
-from doclane.documents.tabular import NUMERIC_TYPES, fmt, query_csv, quote_ident
+from doclane.documents.tabular import fmt, is_numeric, query_csv, quote_ident
 from doclane.errors import DocumentError
 
 MAX_GROUPS = 50
@@ -42,6 +42,11 @@ _COMPARISONS = [
 ]
 
 
+def name_words(name: str) -> str:
+    """A column name as a question would say it: "order_id" -> "order id"."""
+    return re.sub(r"[_\W]+", " ", name).strip().lower()
+
+
 @dataclass(frozen=True, slots=True)
 class Column:
     name: str
@@ -50,7 +55,7 @@ class Column:
 
     @property
     def words(self) -> str:
-        return re.sub(r"[_\W]+", " ", self.name).strip().lower()
+        return name_words(self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +162,7 @@ def _phrases(question: str, names: list[str]) -> list[str]:
     column names, numbers and the words that ask for an aggregate."""
     words = re.findall(r"[\w'&.-]+", question.lower())
     asking = {w for _, _, keys in _AGGREGATES for key in keys for w in key.split()}
-    ignore = asking | {w for name in names for w in re.split(r"[_\W]+", name.lower())}
+    ignore = asking | {w for name in names for w in name_words(name).split()}
     ignore |= {"what", "which", "the", "is", "are", "was", "of", "in", "by", "per", "for", "a"}
     phrases = set()
     for size in (1, 2, 3):
@@ -174,7 +179,7 @@ def _columns(con: duckdb.DuckDBPyConnection, question: str) -> list[Column]:
     described = [
         (str(name), str(type_)) for name, type_, *_ in con.execute("DESCRIBE csv").fetchall()
     ]
-    texts = [name for name, type_ in described if not type_.startswith(NUMERIC_TYPES)]
+    texts = [name for name, type_ in described if not is_numeric(type_)]
     phrases = _phrases(question, [name for name, _ in described])
     found: dict[str, tuple[str, ...]] = {}
     if texts and phrases:
@@ -188,10 +193,7 @@ def _columns(con: duckdb.DuckDBPyConnection, question: str) -> list[Column]:
         for name, values in zip(texts, row or (), strict=False):
             # Longest first, so "North East" wins over "North".
             found[name] = tuple(sorted(values or (), key=len, reverse=True))
-    return [
-        Column(name, type_.startswith(NUMERIC_TYPES), found.get(name, ()))
-        for name, type_ in described
-    ]
+    return [Column(name, is_numeric(type_), found.get(name, ())) for name, type_ in described]
 
 
 def compute(path: Path, question: str) -> Computed | None:

@@ -24,7 +24,7 @@ T = TypeVar("T")
 SAMPLE_ROWS = 5
 TOP_VALUES = 3
 ENCODINGS = ("utf-8", "latin-1")
-NUMERIC_TYPES = (
+_NUMERIC_TYPES = (
     "TINYINT",
     "SMALLINT",
     "INTEGER",
@@ -38,6 +38,10 @@ NUMERIC_TYPES = (
     "DOUBLE",
     "DECIMAL",
 )
+
+
+def is_numeric(duckdb_type: str) -> bool:
+    return duckdb_type.startswith(_NUMERIC_TYPES)
 
 
 def quote_ident(name: str) -> str:
@@ -99,7 +103,7 @@ def _profile(
             f"min({col})",
             f"max({col})",
         ]
-        if type_.startswith(NUMERIC_TYPES):
+        if is_numeric(type_):
             aggregates += [f"avg({col})", f"sum({col})"]
         else:
             aggregates.append(f"approx_top_k({col}, {TOP_VALUES})")
@@ -127,7 +131,7 @@ def extract_csv(path: Path, progress: ReportProgress, should_stop: ShouldStop) -
             f"- {name} ({type_}): {row_count - non_null:,} empty, "
             f"~{distinct:,} distinct, min {fmt(low)}, max {fmt(high)}"
         )
-        if type_.startswith(NUMERIC_TYPES):
+        if is_numeric(type_):
             mean, total = next(values), next(values)
             line += f", mean {fmt(mean)}, sum {fmt(total)}"
         else:
