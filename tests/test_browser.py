@@ -122,13 +122,21 @@ def test_ask_a_document(
     screenshot(page, f"chat-{document.suffix[1:]}.png")
 
 
-def test_kill_and_restart_mid_answer(
+def start_a_long_answer(
     start_server: Callable[..., ServerProcess], page: Page, tmp_path: Path
-) -> None:
+) -> tuple[ServerProcess, str]:
+    """A server, the page, and a job whose long answer has begun to stream."""
     server = start_server(LONG_ANSWER)
     open_page(page, server.http)
     job_id = ask(page, make_report_pdf(tmp_path / "report.pdf"), "Write a long summary.")
     expect(turn(page, job_id).locator(".answer")).not_to_be_empty(timeout=60_000)
+    return server, job_id
+
+
+def test_kill_and_restart_mid_answer(
+    start_server: Callable[..., ServerProcess], page: Page, tmp_path: Path
+) -> None:
+    server, job_id = start_a_long_answer(start_server, page, tmp_path)
 
     server.kill()
     expect(page.locator("#banner")).to_contain_text("Reconnecting")
@@ -182,10 +190,7 @@ def test_reload_restores_the_jobs(
 def test_cancel_a_running_job(
     start_server: Callable[..., ServerProcess], page: Page, tmp_path: Path
 ) -> None:
-    server = start_server(LONG_ANSWER)
-    open_page(page, server.http)
-    job_id = ask(page, make_report_pdf(tmp_path / "report.pdf"), "Write a long summary.")
-    expect(turn(page, job_id).locator(".answer")).not_to_be_empty(timeout=60_000)
+    server, job_id = start_a_long_answer(start_server, page, tmp_path)
 
     turn(page, job_id).locator(".cancel").click()
     wait_for_status(page, job_id, "cancelled", timeout=10_000)
