@@ -21,6 +21,8 @@ from tests.wsclient import follow, get_job, upload
 ENV = {
     # The crash loop kills the whole server mid-job many times: allow every interruption.
     "DOCLANE_MAX_ATTEMPTS": "1000",
+    # A killed server's job runs again when its lease expires: keep the wait short.
+    "DOCLANE_LEASE_SECONDS": "3",
     "DOCLANE_MAX_ANSWER_TOKENS": "40",
 }
 

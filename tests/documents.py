@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,6 +13,20 @@ from pypdf import PdfReader, PdfWriter
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
+
+from doclane.documents import DEFAULT_LIMITS, Limits, check_upload, sniff_upload
+from doclane.jobs import DocumentKind
+from doclane.storage import upload_key
+
+
+def in_storage(path: Path, data_dir: Path, job_id: str) -> str:
+    """Copy a document to where the upload route keeps a job's file (the default storage,
+    ``<data_dir>/uploads``) and return its key: for tests that queue jobs without uploading."""
+    key = upload_key(job_id, "test")
+    target = data_dir / "uploads" / key
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(path, target)
+    return key
 
 
 def make_report_pdf(path: Path, page_count: int = 3) -> Path:
@@ -95,3 +110,10 @@ def make_pdf(path: Path, pages: Sequence[list[str] | Image.Image]) -> Path:
         pdf.showPage()
     pdf.save()
     return path
+
+
+def inspect_upload(path: Path, limits: Limits = DEFAULT_LIMITS) -> DocumentKind:
+    """The upload checks, in this process: what the server runs in a reader process."""
+    file_type = sniff_upload(path)
+    check_upload(lambda *_: None, path, file_type, limits)
+    return file_type.kind

@@ -3,7 +3,7 @@ does around the model (retries, time limits, cancellation, resumption) on cue.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import anyio
@@ -27,13 +27,19 @@ class ScriptedProvider(Provider):
     def __init__(self, *steps: Step) -> None:
         self.steps = list(steps)
         self.prefixes: list[str] = []  # the prefix each call was given
+        self.messages: list[list[Message]] = []  # what each call was given to read
         self.closed_at: list[float] = []  # when each call's stream was closed
 
     async def stream(
-        self, messages: list[Message], max_tokens: int, prefix: str = ""
+        self,
+        messages: list[Message],
+        max_tokens: int,
+        prefix: str = "",
+        images: Sequence[str] = (),
     ) -> AsyncIterator[str]:
         step = self.steps.pop(0) if self.steps else Step()
         self.prefixes.append(prefix)
+        self.messages.append(messages)
         try:
             if step.error is not None:
                 raise step.error

@@ -1,4 +1,4 @@
-"""A real doclane server in a child process, on a free port, always stopped by the test."""
+"""A real doclane process (``serve``, or ``worker``) on a free port, always stopped by the test."""
 
 from __future__ import annotations
 
@@ -24,10 +24,15 @@ def free_port() -> int:
 
 class ServerProcess:
     def __init__(
-        self, data_dir: Path, env: dict[str, str] | None = None, max_file_bytes: int | None = None
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        max_file_bytes: int | None = None,
+        command: tuple[str, ...] = ("serve",),
     ) -> None:
         self.data_dir = data_dir
         self.env = env or {}
+        self.command = command  # ("worker",) runs a worker: its port serves only its probes
         self.max_file_bytes = max_file_bytes  # RLIMIT_FSIZE: larger writes fail, like a full disk
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -50,7 +55,7 @@ class ServerProcess:
         }
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "doclane", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "doclane", *self.command, "--port", str(self.port)],
                 env=env,
                 preexec_fn=self._limit_file_size if self.max_file_bytes else None,
                 stdout=log,
@@ -60,14 +65,22 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.http}/api/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
+            if self._ready():
+                return self
             time.sleep(0.1)
         self.kill()
         raise TimeoutError(f"server did not start in {START_TIMEOUT}s:\n{self.log()}")
+
+    def _ready(self) -> bool:
+        try:
+            return httpx.get(f"{self.http}/api/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
 
     def _limit_file_size(self) -> None:
         assert self.max_file_bytes is not None

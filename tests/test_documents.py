@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from doclane.documents import extract, inspect_upload
+from doclane.documents import extract
 from doclane.documents.pdf import clean_text
 from doclane.documents.sniff import sniff
+from doclane.documents.warmup import PDF_LINE, one_line_pdf, warm_up
 from doclane.errors import DocumentError, EmptyFile, UnsupportedFileType
 from doclane.jobs import DocumentKind
-from tests.documents import make_csv, make_pdf, make_png, make_report_pdf, png_bytes
+from tests.documents import inspect_upload, make_csv, make_pdf, make_png, make_report_pdf, png_bytes
 
 
 def no_progress(done: int, total: int, stage: str) -> None:
@@ -139,3 +140,13 @@ def test_a_long_pdf_is_read_in_parallel_in_page_order(tmp_path: Path) -> None:
     # Stopped early: what was read is kept, in order, and nothing after a gap.
     stopped = extract(pdf, DocumentKind.PDF, lambda *a: None, lambda: True)
     assert [p.number for p in stopped.pages] == list(range(1, len(stopped.pages) + 1))
+
+
+def test_a_spare_readers_warm_up_reads_through_the_jobs_code(tmp_path: Path) -> None:
+    """The warm-up's errors are swallowed in a spare (it would only start cold), so check here
+    that both its documents read, and that its hand-written PDF has the text layer it says."""
+    warm_up()
+    pdf = tmp_path / "line.pdf"
+    pdf.write_bytes(one_line_pdf(PDF_LINE))
+    document = extract(pdf, DocumentKind.PDF, lambda *_: None, lambda: False)
+    assert PDF_LINE.decode() in document.pages[0].text

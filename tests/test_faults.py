@@ -8,7 +8,7 @@ import pytest
 
 from tests.crashloop import crash_loop
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 async def test_twenty_kills_lose_nothing(tmp_path: Path) -> None:

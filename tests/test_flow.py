@@ -77,6 +77,7 @@ async def test_seed_client_flow(
     assert job["ai_response"] == answer
 
 
+@pytest.mark.slow
 async def test_priority_order_and_schedule(
     start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:

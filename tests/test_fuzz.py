@@ -12,7 +12,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.server import ServerProcess
+
+pytestmark = pytest.mark.slow
 
 
 def test_no_server_errors(start_server: Callable[..., ServerProcess], tmp_path: Path) -> None:

@@ -13,14 +13,15 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
-from doclane.documents import extract, inspect_upload
-from doclane.documents.model import MAX_IMAGE_PIXELS, Limits
+from doclane.documents import extract
+from doclane.documents.model import Limits
 from doclane.documents.ocr import recognise
 from doclane.documents.pdf import PDFIUM_LOCK
 from doclane.errors import DocumentError
 from doclane.jobs import DocumentKind
 from doclane.settings import Settings
-from tests.documents import make_pdf, scan, speckle
+from tests.documents import inspect_upload, make_pdf, scan, speckle
+from tests.hostile import bomb_png
 
 INVOICE = ["Invoice 4471 from Harbour Supplies", "Total due: 1,280 euros by 30 June"]
 MINUTES = ["Minutes of the board meeting", "The board approved the Lisbon office"]
@@ -39,6 +40,7 @@ def test_scanned_pdf_pages_are_read_by_ocr(tmp_path: Path) -> None:
     assert "Lisbon office" in document.pages[1].text
     # Two passes, each half the work: the text layer (empty here), then OCR of the scans.
     assert reports == [
+        (1, 4, "Reading page 1 of 2"),
         (2, 4, "Reading page 2 of 2"),
         (3, 4, "OCR page 1 of 2"),
         (4, 4, "OCR page 2 of 2"),
@@ -62,6 +64,8 @@ def test_mixed_pdf_keeps_text_pages_and_reads_the_scan(tmp_path: Path) -> None:
     assert "Invoice 4471" in document.pages[1].text
     assert document.pages[2].text == "The end."
     assert [stage for *_, stage in reports] == [
+        "Reading page 1 of 3",
+        "Reading page 2 of 3",
         "Reading page 3 of 3",
         "OCR page 2 of 3",
         "Document read",
@@ -173,15 +177,9 @@ def test_engines_serve_threads_in_parallel() -> None:
     assert "Invoice 4471" in texts[0] and "Lisbon office" in texts[1]
 
 
-def bomb(path: Path, side: int) -> Path:
-    # A 1-bit white square: `side` 8000 is 64 million pixels in a ~10 KB file.
-    Image.new("1", (side, side), 1).save(path, format="PNG")
-    return path
-
-
 @pytest.mark.parametrize("side", [8000, 14000])  # under and over Pillow's own guard
 def test_decompression_bombs_are_refused(tmp_path: Path, side: int) -> None:
-    path = bomb(tmp_path / "bomb.png", side)
+    path = bomb_png(tmp_path / "bomb.png", side)
     assert path.stat().st_size < 100_000
     with pytest.raises(DocumentError, match="pixels"):
         inspect_upload(path)
@@ -190,16 +188,16 @@ def test_decompression_bombs_are_refused(tmp_path: Path, side: int) -> None:
 
 
 def test_the_pixel_limit_is_a_parameter(tmp_path: Path) -> None:
-    path = bomb(tmp_path / "small.png", 100)
+    path = bomb_png(tmp_path / "small.png", 100)
     assert inspect_upload(path, Limits(max_image_pixels=10_000)) is DocumentKind.IMAGE
     with pytest.raises(DocumentError, match="at most 9,999 pixels"):
         inspect_upload(path, Limits(max_image_pixels=9_999))
-    assert Settings.model_fields["max_image_pixels"].default == MAX_IMAGE_PIXELS
+    assert Settings.model_fields["max_image_pixels"].default == Limits().max_image_pixels
 
 
 @pytest.mark.anyio
 async def test_a_bomb_upload_gets_422(api: httpx.AsyncClient, tmp_path: Path) -> None:
-    content = bomb(tmp_path / "bomb.png", 8000).read_bytes()
+    content = bomb_png(tmp_path / "bomb.png", 8000).read_bytes()
     response = await api.post("/api/upload", files={"file": ("bomb.png", content)})
     assert response.status_code == 422
     assert "8,000 x 8,000 pixels" in response.json()["error"]

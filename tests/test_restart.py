@@ -20,14 +20,15 @@ from tests.documents import make_report_pdf
 from tests.server import ServerProcess
 from tests.wsclient import check_stream, follow, get_job, of_job, upload
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 async def test_kill_during_answer_then_restart(
     start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "data"
-    server = start_server({"DOCLANE_MAX_ANSWER_TOKENS": "200"}, data_dir)
+    env = {"DOCLANE_MAX_ANSWER_TOKENS": "200", "DOCLANE_LEASE_SECONDS": "3"}
+    server = start_server(env, data_dir)
     pdf = make_report_pdf(tmp_path / "r.pdf")
     before: list[dict[str, Any]] = []
     async with connect(server.ws) as ws:
@@ -42,7 +43,7 @@ async def test_kill_during_answer_then_restart(
                 before.append(json.loads(await ws.recv()))
     server.kill()  # mid-answer: the job's row says processing, its lease is held by a corpse
 
-    restarted = start_server(data_dir=data_dir)
+    restarted = start_server(env, data_dir)  # the running job waits out its lease (3 s)
     job_ids = {running, queued, scheduled}
     async with connect(restarted.ws) as resuming, connect(restarted.ws) as seed_client:
         for job_id in job_ids:

@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 import xlsxwriter
 
-from doclane.documents import extract, inspect_upload
+from doclane.documents import extract
 from doclane.documents.tablequery import Column, compute, fmt, plan
 from doclane.errors import DocumentError
 from doclane.jobs import DocumentKind
+from tests.documents import inspect_upload
 
 Sales = tuple[Path, list[tuple[str, str, int, float]]]
 
@@ -86,6 +87,43 @@ def test_plan_builds_parameterised_sql() -> None:
     assert query is not None
     assert query.sql == 'SELECT sum("amount") FROM csv WHERE "city" = ?'
     assert query.params == ["Paris'; DROP TABLE x; --"]
+
+
+@pytest.mark.parametrize(
+    ("said", "number"),
+    [
+        ("over 1e308", 1e308),
+        ("over 1,250,000", 1_250_000.0),
+        ("at least 2.5E3", 2_500.0),
+        ("under -2.5e-3", -0.0025),
+        ("below .5", 0.5),
+        ("over 1,000.50.", 1_000.5),
+    ],
+)
+def test_numbers_are_read_whole(said: str, number: float) -> None:
+    query = plan(f"How many rows have a price {said}", [Column("price", True)])
+    assert query is not None and query.params == [number]
+
+
+@pytest.mark.parametrize(
+    "said", ["over 1e309", "under -1e400", "over 1,5", "over 10k", "over 1.2.3"]
+)
+def test_a_number_that_cannot_be_read_is_no_answer(said: str) -> None:
+    """Not a filter on infinity, nor a figure that ignores the condition: no answer at all."""
+    assert plan(f"How many rows have a price {said}?", [Column("price", True)]) is None
+
+
+def test_huge_numbers_over_the_file(sales: Sales) -> None:
+    path, _ = sales
+    assert answer(path, "How many sales have a price over 1e308?") == (
+        "**number of rows where price > 1e+308: 0**"
+    )
+    # No figure for a number past infinity: a note that names the column, and no number.
+    computed = compute(path, "How many sales have a price over 1e309?")
+    assert computed is not None and not computed.has_figures
+    assert computed.markdown() == (
+        "No figure was computed for this question; it mentions the column price."
+    )
 
 
 def test_a_spreadsheet_is_read_as_its_first_sheet(tmp_path: Path) -> None:

@@ -58,7 +58,8 @@ async def test_upload_response_and_queued_job(
     assert job.prompt == "What was revenue?"
     assert job.priority == 3
     assert job.kind == "pdf"
-    assert Path(job.file_path).read_bytes() == pdf  # stored intact
+    assert job.upload_key == f"{job_id}/upload.pdf"  # a key below the storage root
+    assert (settings.uploads_dir / job.upload_key).read_bytes() == pdf  # stored intact
     assert leftover_files(settings) == [job_id]  # no spooled leftovers
 
     status = (await api.get(f"/api/jobs/{job_id}")).json()
@@ -264,3 +265,52 @@ async def test_health_and_cors(api: httpx.AsyncClient) -> None:
     assert preflight.headers["access-control-allow-origin"] == "http://127.0.0.1:3000"
     other = await api.get("/api/health", headers={"origin": "http://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+
+
+@pytest.mark.parametrize("size", [33, 300_000])  # held in memory; streamed to the spool
+async def test_the_file_is_received_whole_and_sniffed_from_its_first_bytes(
+    tmp_path: Path, size: int
+) -> None:
+    """The form keeps the file's first HEAD_BYTES as they arrive (the upload sniffs them, no
+    read of the file); a small file is held in memory (nothing spooled), a large one streamed."""
+    from doclane.documents import FileType, sniff_head
+    from doclane.documents.sniff import HEAD_BYTES
+    from doclane.uploads import SPOOL_IN_MEMORY, receive_form
+
+    data = (b"region,revenue\n" + b"north,10\n" * size)[:size]
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b'--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nTotal?\r\n'
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="s.csv"\r\n\r\n'
+        for start in range(0, size, 5000):  # in pieces, as a network delivers it
+            yield data[start : start + 5000]
+        yield b"\r\n--b--\r\n"
+
+    form = await receive_form("multipart/form-data; boundary=b", body(), tmp_path, 10**6)
+    assert form.fields == {"prompt": "Total?"} and form.file_name == "s.csv"
+    if size <= SPOOL_IN_MEMORY:
+        assert form.held == data and form.file_path is None and list(tmp_path.iterdir()) == []
+        assert (await form.on_disk(tmp_path)).read_bytes() == data  # for a reader's check
+    else:
+        assert form.held is None
+    assert form.file_path is not None and form.file_path.read_bytes() == data
+    assert form.file_size == size and form.head == data[:HEAD_BYTES]
+    assert sniff_head(form.head) is FileType.TEXT_TABLE
+
+
+async def test_a_spreadsheet_is_stored_with_its_csv(
+    api: httpx.AsyncClient, settings: Settings, tmp_path: Path
+) -> None:
+    """The upload's check turns a spreadsheet's first sheet into a CSV: both are stored under
+    the job's key, and no spooled file is left behind."""
+    import xlsxwriter
+
+    path = tmp_path / "sales.xlsx"
+    with xlsxwriter.Workbook(str(path)) as workbook:
+        workbook.add_worksheet("Sales").write_row(0, 0, ["region", "units"])
+    response = await post(api, "sales.xlsx", path.read_bytes())
+    assert response.status_code == 200, response.text
+    job_id = response.json()["data"]["job_id"]
+    stored = sorted(os.listdir(settings.uploads_dir / job_id))
+    assert stored == ["upload.spreadsheet", "upload.spreadsheet.csv"]
+    assert leftover_files(settings) == [job_id]

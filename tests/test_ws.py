@@ -16,19 +16,36 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from doclane.websocket import Sent
 from tests.documents import make_report_pdf
 from tests.server import ServerProcess
-from tests.wsclient import check_stream, follow, get_job, of_job, upload
+from tests.wsclient import FINAL_TYPES, check_stream, follow, get_job, of_job, upload
 
 pytestmark = pytest.mark.anyio
 
 
-async def next_of_type(ws: ClientConnection, job_id: str, type_: str) -> dict[str, Any]:
+async def until_type(ws: ClientConnection, job_id: str, type_: str) -> list[dict[str, Any]]:
+    """The job's events received up to and including its first event of `type_`."""
+    seen: list[dict[str, Any]] = []
     with anyio.fail_after(60):
-        while True:
+        while not seen or seen[-1]["type"] != type_:
             event = json.loads(await ws.recv())
-            if event.get("job_id") == job_id and event["type"] == type_:
-                return event
+            if event.get("job_id") == job_id:
+                seen.append(event)
+    return seen
+
+
+async def until_final(ws: ClientConnection, job_id: str) -> list[dict[str, Any]]:
+    """Every event received, of any job, up to and including the job's final event."""
+    seen: list[dict[str, Any]] = []
+    with anyio.fail_after(60):
+        while not seen or seen[-1].get("job_id") != job_id or seen[-1]["type"] not in FINAL_TYPES:
+            seen.append(json.loads(await ws.recv()))
+    return seen
+
+
+async def next_of_type(ws: ClientConnection, job_id: str, type_: str) -> dict[str, Any]:
+    return (await until_type(ws, job_id, type_))[-1]
 
 
 async def test_cancel_running_and_pending_jobs(
@@ -48,17 +65,19 @@ async def test_cancel_running_and_pending_jobs(
         failed = await next_of_type(ws, running, "job_failed")
         assert time.monotonic() - started < 1.0
         assert failed["error"] == "Job cancelled" and failed["status"] == "cancelled"
-        # The worker stops: no more chunks of this job, while other jobs still run.
+        # The worker stops: nothing more of this job (no chunk, no second final event), while
+        # another job runs from start to end.
         other = (await upload(server.http, pdf, "What was revenue?"))["data"]["job_id"]
-        rest = await follow(ws, {other})
-        assert not [r for r in rest if r.event["job_id"] == running]
+        after_cancel = await until_final(ws, other)
+        assert [e for e in after_cancel if e["job_id"] == other][-1]["type"] == "job_completed"
+        assert [e for e in after_cancel if e.get("job_id") == running] == []
 
         again = await http.post(f"/api/jobs/{running}/cancel")  # idempotent
         assert again.status_code == 200 and again.json()["data"]["status"] == "cancelled"
         pending = await http.delete(f"/api/jobs/{scheduled}")
         assert pending.json()["data"]["status"] == "cancelled"
-        done = await http.delete(f"/api/jobs/{other}")
-        assert done.status_code == 409 and done.json()["success"] is False
+        finished = await http.post(f"/api/jobs/{other}/cancel")
+        assert finished.status_code == 409 and finished.json()["success"] is False
         missing = await http.delete("/api/jobs/nope")
         assert missing.status_code == 404
     job = (await get_job(server.http, running))["data"]
@@ -86,6 +105,7 @@ async def test_subscribe_replays_a_finished_job(
     check_stream(replayed)
 
 
+@pytest.mark.slow
 async def test_hostile_frames_and_idle_clients(
     start_server: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
@@ -106,9 +126,12 @@ async def test_hostile_frames_and_idle_clients(
         await rude.send(json.dumps({"type": "subscribe", "job_id": "nope", "after_seq": 0}))
         with anyio.fail_after(10):
             assert json.loads(await rude.recv())["error"] == "Job not found"
-        await rude.send("x" * (1024 * 1024))  # over the frame limit: this client is closed
-        with pytest.raises(ConnectionClosed), anyio.fail_after(10):
+        # Over the frame limit: this client is closed, which the server may do before the
+        # client has finished sending the frame.
+        with pytest.raises(ConnectionClosed) as closed, anyio.fail_after(10):
+            await rude.send("x" * (1024 * 1024))
             await rude.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
 
     idle: list[ClientConnection] = []
     try:
@@ -135,9 +158,25 @@ async def test_subscribe_after_live_events_still_fills_the_gap(
         job_id = (await upload(server.http, pdf, "Write a summary."))["data"]["job_id"]
         await next_of_type(watcher, job_id, "ai_chunk")  # seqs 1.. are out before `late` joins
         async with connect(server.ws) as late:
-            first_live = await next_of_type(late, job_id, "ai_chunk")
+            # Everything `late` saw before subscribing counts as delivered, progress included.
+            live = await until_type(late, job_id, "ai_chunk")
             await late.send(json.dumps({"type": "subscribe", "job_id": job_id, "after_seq": 0}))
             rest = of_job(await follow(late, {job_id}), job_id)
-    seqs = [first_live["seq"], *(e["seq"] for e in rest)]
+    seqs = [e["seq"] for e in (*live, *rest)]
     assert len(seqs) == len(set(seqs))  # nothing twice
     assert sorted(seqs) == list(range(1, max(seqs) + 1))  # nothing missing
+
+
+def test_a_connection_remembers_each_seq_once_and_forgets_finished_jobs() -> None:
+    sent = Sent()
+    # Live events first (5..8), then a replay from the start fills the gap under them.
+    assert [sent.add("a", seq, False) for seq in (5, 6, 7, 8)] == [True] * 4
+    order = [1, 2, 5, 3, 6, 4, 7, 8, 9]
+    assert [sent.add("a", seq, seq == 9) for seq in order] == [
+        True, True, False, True, False, True, False, False, True
+    ]  # fmt: skip
+    assert not any(sent.add("a", seq, False) for seq in range(1, 10))  # all of it, once
+    for n in range(Sent.KEEP_FINISHED):  # the finished jobs after it push it out
+        assert sent.add(f"job-{n}", 1, True)
+    assert sent.add("a", 1, False)  # forgotten: a replay of it is sent again
+    assert not sent.add(f"job-{Sent.KEEP_FINISHED - 1}", 1, False)  # still remembered

@@ -1,3 +1,6 @@
+"""``python -m doclane``: the ``doclane`` command."""
+
 from doclane.cli import main
 
-main()
+if __name__ == "__main__":
+    main()

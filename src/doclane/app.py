@@ -6,32 +6,33 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from doclane import api, page, websocket
+from doclane import __version__, api, page, probes, websocket
+from doclane.auth import Access, Keyring
 from doclane.errors import DoclaneError
-from doclane.events import open_bus
-from doclane.jobs import open_store
-from doclane.providers import open_provider
-from doclane.services import Services
+from doclane.guards import Guard
+from doclane.limits import SocketSlots
+from doclane.metrics import MetricsMiddleware
+from doclane.responses import ErrorBody
+from doclane.services import open_services
 from doclane.settings import Settings
-from doclane.worker import Worker
 
 log = logging.getLogger(__name__)
 
 
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"success": False, "error": message}, status_code=status)
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = ErrorBody(error=message).model_dump()
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _doclane_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DoclaneError)
-    return _error(exc.status_code, exc.message)
+    return _error(exc.status_code, exc.message, exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
@@ -54,28 +55,21 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    keyring = Keyring.from_settings(settings)  # a bad key is an error before serving
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        settings.uploads_dir.mkdir(parents=True, exist_ok=True)
-        store = open_store(settings.resolved_database_url)
-        await store.open()
-        bus = open_bus()
-        provider = open_provider(settings)
-        worker = Worker(settings, store, bus, provider) if settings.run_worker else None
-        app.state.services = Services(settings, store, bus, worker)
-        try:
-            async with anyio.create_task_group() as tg:
-                if worker is not None:
-                    tg.start_soon(worker.run)
-                yield
-                tg.cancel_scope.cancel()
-        finally:
-            await provider.close()
-            await store.close()
+        async with open_services(settings, run_worker=settings.run_worker) as services:
+            app.state.services = services
+            app.state.access = Access(keyring, services.store)
+            app.state.sockets = SocketSlots(
+                settings.ws_connections_per_user, settings.ws_max_connections
+            )
+            yield
 
     app = FastAPI(
         title="doclane",
+        version=__version__,
         summary="Chat with your documents: upload, queue, extract, stream the answer.",
         lifespan=lifespan,
     )
@@ -85,11 +79,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["*"],
         allow_headers=["*"],
     )
+    app.add_middleware(Guard, settings=settings)  # outside CORS: refused before it
     app.add_exception_handler(DoclaneError, _doclane_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(MetricsMiddleware)
     app.include_router(api.router)
+    app.include_router(probes.router)
     app.include_router(websocket.router)
     app.include_router(page.router)
     return app

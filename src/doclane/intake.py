@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from doclane.documents import inspect_upload
+import anyio
+
+from doclane import sandbox
+from doclane.documents import FileType, sniff_head
+from doclane.documents import check_upload as check_file
+from doclane.documents.spreadsheet import derived_csv
 from doclane.errors import DocumentError, InvalidRequest
 from doclane.jobs import Job, JobStore, NewJob
-from doclane.offload import run_blocking
+from doclane.limits import check_upload, create_job
 from doclane.settings import Settings
+from doclane.storage import Storage, upload_key
 from doclane.uploads import ReceivedForm
 
 DEFAULT_PROMPT = "Summarise this document."
 PRIORITY_LIMIT = 2**31 - 1
 MAX_SCHEDULE_AHEAD = timedelta(days=366)
+IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,255}")  # printable ASCII
 
 
-def parse_priority(raw: str | None) -> int:
+def parse_priority(raw: str | None, highest: int = PRIORITY_LIMIT) -> int:
+    """An upload's priority: any integer down to -PRIORITY_LIMIT, up to ``highest``
+    (DOCLANE_MAX_PRIORITY), so that no user can jump everyone else's queue."""
     if raw is None or not raw.strip():
         return 0
     try:
@@ -27,6 +39,8 @@ def parse_priority(raw: str | None) -> int:
         raise InvalidRequest("priority must be an integer") from None
     if not -PRIORITY_LIMIT <= value <= PRIORITY_LIMIT:
         raise InvalidRequest(f"priority must be between {-PRIORITY_LIMIT} and {PRIORITY_LIMIT}")
+    if value > highest:
+        raise InvalidRequest(f"priority may be at most {highest}")
     return value
 
 
@@ -47,6 +61,14 @@ def parse_scheduled_at(raw: str | None, now: float) -> float:
     return max(now, when.timestamp())
 
 
+def parse_idempotency_key(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(raw):
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters", 400)
+    return raw
+
+
 def parse_prompt(raw: str | None, max_chars: int) -> str:
     prompt = (raw or "").strip()
     if len(prompt) > max_chars:
@@ -54,29 +76,93 @@ def parse_prompt(raw: str | None, max_chars: int) -> str:
     return prompt or DEFAULT_PROMPT
 
 
-async def submit(form: ReceivedForm, settings: Settings, store: JobStore) -> Job:
-    """Validate the form and the file, then queue the job. The spooled file is always consumed:
-    moved into place for the job, or deleted on error."""
+async def submit(
+    form: ReceivedForm,
+    settings: Settings,
+    store: JobStore,
+    storage: Storage,
+    idempotency_key: str | None = None,
+    owner: str = "",
+) -> Job:
+    """Validate the form and the file, then queue the job within its owner's limits. The file
+    is always consumed: stored for the job (with what was derived from it), or deleted on error.
+
+    An upload racing another with the same idempotency key gets that one's job, and its own
+    files are deleted: one key, one job, one stored upload."""
+    job_id = str(uuid.uuid4())
     spooled = form.file_path
+    saved = False
     try:
-        if spooled is None or form.file_name is None:
+        if form.file_name is None:
             raise InvalidRequest("Missing 'file': attach a PDF, CSV or image", 400)
         now = time.time()
         prompt = parse_prompt(form.fields.get("prompt"), settings.max_prompt_chars)
-        priority = parse_priority(form.fields.get("priority"))
+        priority = parse_priority(form.fields.get("priority"), settings.max_priority)
         run_at = parse_scheduled_at(form.fields.get("scheduled_at"), now)
-        try:
-            kind = await run_blocking(inspect_upload, spooled, settings.document_limits)
-        except DocumentError as exc:
-            raise InvalidRequest(exc.message) from exc
-        job_id = str(uuid.uuid4())
-        stored = settings.uploads_dir / job_id
-        spooled.rename(stored)
-        spooled = stored
-        return await store.create(
-            NewJob(job_id, form.file_name, str(stored), kind, prompt, priority, run_at)
+        file_type = sniff_head(form.head)  # kept as the body arrived: no read
+        if file_type is not FileType.TEXT_TABLE:  # a native parser must vouch for the file
+            await check_upload(store, settings, owner)  # before a reader process starts
+            spooled = await form.on_disk(storage.spool_dir)
+            await _check(spooled, file_type, settings)
+        key = upload_key(job_id, file_type.value)
+        saved = True
+        if spooled is None:  # a small text table, held in memory: one write, no move
+            assert form.held is not None
+            await storage.write(key, form.held)
+        else:
+            await _save(storage, spooled, key, file_type)
+            spooled = None
+        new = NewJob(
+            job_id,
+            form.file_name,
+            key,
+            file_type.kind,
+            prompt,
+            priority,
+            run_at,
+            idempotency_key,
+            owner,
         )
+        job = await create_job(store, settings, new)
+        if job.job_id != job_id:
+            await storage.delete_job(job_id)
+        return job
     except BaseException:
         if spooled is not None:
-            spooled.unlink(missing_ok=True)
+            remove_upload(spooled)
+        if saved:
+            with anyio.CancelScope(shield=True):
+                await storage.delete_job(job_id)
         raise
+
+
+async def _check(path: Path, file_type: FileType, settings: Settings) -> None:
+    """Open the file in a reader process, under the same limits as a job's reading (the whole
+    check counts as one step), so that most bombs are a 422 here rather than a failed job."""
+    limits = settings.reader_limits
+    try:
+        await sandbox.read(
+            file_type.noun,
+            dataclasses.replace(limits, timeout_seconds=limits.step_seconds),
+            None,
+            check_file,
+            path,
+            file_type,
+            settings.document_limits,
+        )
+    except DocumentError as exc:
+        raise InvalidRequest(exc.message) from exc
+
+
+async def _save(storage: Storage, spooled: Path, key: str, file_type: FileType) -> None:
+    """Store the upload, and the CSV the check derived from a spreadsheet beside it, where the
+    reader looks for it (``derived_csv`` of the upload's local path)."""
+    if file_type is FileType.SPREADSHEET:  # its check made the CSV (or refused the file)
+        await storage.save(derived_csv(Path(key)).as_posix(), derived_csv(spooled))
+    await storage.save(key, spooled)
+
+
+def remove_upload(path: Path) -> None:
+    """Delete a spooled upload and every file derived from it."""
+    derived_csv(path).unlink(missing_ok=True)
+    path.unlink(missing_ok=True)

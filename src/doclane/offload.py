@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
@@ -25,15 +26,21 @@ async def iterate_blocking(produce: Producer[T]) -> AsyncIterator[T]:
     """Run a blocking producer in a worker thread and yield what it emits, as it emits it.
 
     ``should_stop()`` turns True as soon as the consumer stops iterating (closed early or
-    cancelled); this generator then waits for the thread to return, so no work outlives it.
-    An exception raised by the producer is re-raised here.
+    cancelled). The thread is not waited for then: a native call may have to finish its
+    current step first (llama.cpp evaluating a prompt cannot be interrupted), and the job's
+    worker slot must not wait seconds for it. An exception raised by the producer is re-raised
+    here while the consumer iterates.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[bool, T | None, BaseException | None]] = asyncio.Queue()
     stop = threading.Event()
 
+    def send(message: tuple[bool, T | None, BaseException | None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening
+            loop.call_soon_threadsafe(queue.put_nowait, message)
+
     def emit(item: T) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, (False, item, None))
+        send((False, item, None))
 
     def run() -> None:
         error: BaseException | None = None
@@ -41,9 +48,9 @@ async def iterate_blocking(produce: Producer[T]) -> AsyncIterator[T]:
             produce(emit, stop.is_set)
         except BaseException as exc:
             error = exc
-        loop.call_soon_threadsafe(queue.put_nowait, (True, None, error))
+        send((True, None, error))
 
-    finished = loop.run_in_executor(None, run)
+    loop.run_in_executor(None, run)
     try:
         while True:
             done, item, error = await queue.get()
@@ -54,4 +61,3 @@ async def iterate_blocking(produce: Producer[T]) -> AsyncIterator[T]:
             yield item  # type: ignore[misc]  # an item is a T whenever done is False
     finally:
         stop.set()
-        await asyncio.shield(finished)

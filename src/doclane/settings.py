@@ -13,9 +13,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from doclane.documents.model import MAX_IMAGE_PIXELS, MAX_PDF_PAGES, Limits
+from doclane.documents.model import Limits, MiB
+from doclane.sandbox import ReaderLimits
 
-MiB = 1024 * 1024
+_LIMITS = Limits()  # the document caps' defaults live with the code that enforces them
 
 
 class Settings(BaseSettings):
@@ -27,7 +28,34 @@ class Settings(BaseSettings):
     )
     database_url: str | None = Field(
         None,
-        description="Job database. Default: `sqlite:///<data_dir>/doclane.db`.",
+        description="Job database: `sqlite:///PATH` or `postgresql://…` (the `postgres` extra). "
+        "Default: `sqlite:///<data_dir>/doclane.db`.",
+    )
+    storage_url: str | None = Field(
+        None,
+        description="Where uploads are kept: `file:///ABSOLUTE/PATH`, a directory (a volume "
+        "every API replica and worker mounts, when they run on several hosts). Default: "
+        "`<data_dir>/uploads`, made absolute when the process starts.",
+    )
+    migrate_on_start: bool = Field(
+        True,
+        description="Each process brings the job database's schema up to date when it starts; "
+        "`false` leaves that to `doclane db upgrade` and refuses to start on an old schema.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="Event bus: `redis://HOST:PORT/DB` (the `redis` extra) delivers every job's "
+        "events to the WebSocket clients of every process. Without it, a `postgresql://` "
+        "database delivers them by NOTIFY, and SQLite within the one process.",
+    )
+    redis_stream: str = Field(
+        "doclane:events", min_length=1, description="The Redis Stream events go through."
+    )
+    redis_stream_max_events: int = Field(
+        100_000, gt=0, description="Events the Redis Stream keeps at most (older ones trimmed)."
+    )
+    redis_stream_ttl_seconds: float = Field(
+        3600.0, gt=0, description="How long the Redis Stream keeps an event at most."
     )
 
     # --- HTTP API ------------------------------------------------------------------------------
@@ -49,6 +77,56 @@ class Settings(BaseSettings):
         gt=0,
         description="Events buffered per WebSocket client; a client that falls further behind "
         "is disconnected (it may reconnect) so it never stalls the others.",
+    )
+
+    # --- access: keys, origins, limits, retention (see docs/security.md) -------------------------
+    api_keys: SecretStr | None = Field(
+        None,
+        description="API keys as comma-separated `user:key` pairs (a key may be `sha256:<hex>`, "
+        "the SHA-256 of the key). No keys at all (nor a keys file) means auth is off.",
+    )
+    api_keys_file: Path | None = Field(
+        None, description="A file of `user:key` lines (blank lines and `#` comments ignored)."
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Host names the API answers to (comma-separated; `*` for any). Default: "
+        "`localhost`, `127.0.0.1`, `[::1]` and the address the server is reached on.",
+    )
+    uploads_per_minute: int = Field(
+        60, ge=1, description="Uploads a user may make per minute; more get 429 + Retry-After."
+    )
+    max_active_jobs: int = Field(
+        100, ge=1, description="Queued and running jobs a user may have at once; more get 429."
+    )
+    max_priority: int = Field(
+        10, description="Highest `priority` an upload may ask for; higher gets 422."
+    )
+    ws_connections_per_user: int = Field(
+        16,
+        ge=1,
+        description="Open WebSocket connections per user (with auth on); more are closed 1008.",
+    )
+    ws_max_connections: int = Field(
+        1024, ge=1, description="Open WebSocket connections per process; more are closed 1013."
+    )
+    max_connections: int = Field(
+        2048,
+        ge=1,
+        description="Connections and requests a server process handles at once (uvicorn's "
+        "`limit_concurrency`); more get 503. Keep it under the process's open-file limit.",
+    )
+    upload_idle_timeout_seconds: float = Field(
+        30.0, gt=0, description="An upload whose body stalls this long gets 408."
+    )
+    upload_deadline_seconds: float = Field(
+        600.0, gt=0, description="An upload whose body takes longer than this gets 408."
+    )
+    retention_days: float | None = Field(
+        None,
+        gt=0,
+        description="Finished jobs (row, events, files) are deleted this long after they ended. "
+        "Unset: kept until deleted.",
     )
 
     # --- jobs and workers ----------------------------------------------------------------------
@@ -77,16 +155,64 @@ class Settings(BaseSettings):
         600.0, gt=0, description="A job running longer than this fails."
     )
 
-    # --- documents -----------------------------------------------------------------------------
+    # --- documents ---------------------------------------------------------------------------
     max_image_pixels: int = Field(
-        MAX_IMAGE_PIXELS,
+        _LIMITS.max_image_pixels,
         gt=0,
         description="Largest image accepted, in pixels (width x height), checked on the header "
         "before any pixel is decoded (a few KB of PNG can declare gigabytes of pixels); larger "
         "gets 422.",
     )
     max_pdf_pages: int = Field(
-        MAX_PDF_PAGES, gt=0, description="Most pages a PDF may have; more gets 422."
+        _LIMITS.max_pdf_pages, gt=0, description="Most pages a PDF may have; more gets 422."
+    )
+    max_sheet_cells: int = Field(
+        _LIMITS.max_sheet_cells,
+        gt=0,
+        description="Most cells (rows x columns, empty ones included) a spreadsheet's first "
+        "sheet may span; more gets 422.",
+    )
+    max_sheet_csv_bytes: int = Field(
+        _LIMITS.max_sheet_csv_bytes,
+        gt=0,
+        description="Largest table a spreadsheet may turn into, in bytes of CSV; more gets 422.",
+    )
+    max_zip_bytes: int = Field(
+        _LIMITS.max_zip_bytes,
+        gt=0,
+        description="Largest uncompressed size of all the parts of an XLSX or ODS file (ZIP "
+        "files); more gets 422.",
+    )
+    max_zip_ratio: int = Field(
+        _LIMITS.max_zip_ratio,
+        gt=0,
+        description="Highest compression ratio of one part of an XLSX or ODS file (a "
+        "decompression bomb's mark); higher gets 422.",
+    )
+    max_table_columns: int = Field(
+        _LIMITS.max_table_columns,
+        gt=0,
+        description="Columns of a CSV or spreadsheet that are profiled and matched against "
+        "questions; the others are only named.",
+    )
+    reader_memory_mb: int = Field(
+        1024,
+        ge=256,
+        description="Memory limit (address space, MiB) of each process that reads an untrusted "
+        "document: PDF text and rendering, OCR, spreadsheets, table queries. A document that "
+        "needs more fails with a clear message; the server is never touched.",
+    )
+    reader_timeout_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Longest a document may take to read (text, OCR, table profile and "
+        "queries); its reader process is killed past it.",
+    )
+    reader_step_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="Longest one step of reading (a page, a table scan, a query, the upload "
+        "check) may take; its reader process is killed past it.",
     )
 
     # --- LLM -----------------------------------------------------------------------------------
@@ -104,6 +230,17 @@ class Settings(BaseSettings):
     openai_model: str = Field("gpt-4o-mini", description="The model name the server expects.")
     openai_timeout_seconds: float = Field(
         60.0, gt=0, description="Longest wait for the server between two streamed pieces."
+    )
+    openai_context_tokens: int = Field(
+        8192,
+        ge=512,
+        description="Context window of the OpenAI-compatible model, in tokens (question, "
+        "document and answer together); tokens are estimated on the safe side.",
+    )
+    openai_vision: bool = Field(
+        False,
+        description="The OpenAI-compatible model reads images: an image's question is sent with "
+        "the picture (a JPEG data URL, at most 1,536 px and 1.5 MB) beside its OCR text.",
     )
     local_model_path: Path | None = Field(
         None,
@@ -137,15 +274,46 @@ class Settings(BaseSettings):
 
     @property
     def document_limits(self) -> Limits:
-        return Limits(self.max_image_pixels, self.max_pdf_pages)
+        return Limits(
+            max_image_pixels=self.max_image_pixels,
+            max_pdf_pages=self.max_pdf_pages,
+            max_sheet_cells=self.max_sheet_cells,
+            max_sheet_csv_bytes=self.max_sheet_csv_bytes,
+            max_zip_bytes=self.max_zip_bytes,
+            max_zip_ratio=self.max_zip_ratio,
+            max_table_columns=self.max_table_columns,
+            table_memory_mb=self.reader_memory_mb // 2,
+        )
+
+    @property
+    def reader_limits(self) -> ReaderLimits:
+        return ReaderLimits(
+            self.reader_memory_mb, self.reader_timeout_seconds, self.reader_step_seconds
+        )
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or self.uploads_dir.resolve().as_uri()
 
     @property
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+
+class ClientSettings(BaseSettings):
+    """What `doclane ask`, a client, reads from the environment (a server reads Settings)."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCLANE_", extra="ignore")
+
+    api_key: SecretStr | None = Field(
+        None,
+        description="The API key `doclane ask` sends when the server has auth on (`--key` "
+        "overrides it; the server's own keys are DOCLANE_API_KEYS).",
+    )

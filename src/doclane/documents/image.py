@@ -1,7 +1,10 @@
-"""Images: the facts a model can use (format, size) and the text OCR reads in them."""
+"""Images: the facts a model can use (format, size), the text OCR reads in them, and, for a
+model that reads images, the picture itself as a JPEG copy capped in size."""
 
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -38,12 +41,35 @@ def check_image(path: Path, max_pixels: int) -> None:
             raise DocumentError("The image is damaged or truncated") from exc
 
 
+# A picture sent to a vision model: its longest side and its size at most this (OpenAI's models
+# scale an image down to 2,048 px anyway; a data URL is a third larger than its bytes).
+PICTURE_SIDE = 1536
+PICTURE_BYTES = 1_500_000
+
+
+def picture(image: Image.Image, side: int = PICTURE_SIDE, max_bytes: int = PICTURE_BYTES) -> str:
+    """``image`` as a ``data:image/jpeg;base64,…`` URL: scaled down to ``side`` pixels at most,
+    then further until its JPEG takes at most ``max_bytes``. Transparency is laid on white."""
+    rgba = image.convert("RGBA")
+    flat = Image.new("RGB", rgba.size, "white")
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    while True:
+        flat.thumbnail((side, side))
+        out = io.BytesIO()
+        flat.save(out, "JPEG", quality=85, optimize=True)
+        if out.tell() <= max_bytes or side <= 64:
+            return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+        side = int(max(flat.size) * 0.75)
+
+
 def extract_image(
     path: Path,
     progress: ReportProgress,
     should_stop: ShouldStop,
     max_pixels: int,
+    with_picture: bool = False,
 ) -> Document:
+    """The image's facts and OCR text; with ``with_picture``, its picture too (``picture``)."""
     with _open(path, max_pixels) as image:
         progress(1, 2, "Recognising text in the image (OCR)")
         try:
@@ -57,8 +83,10 @@ def extract_image(
             + (f", {frames} frames (the first was read)" if frames > 1 else "")
         )
         text = recognise(upright)
+        shown = picture(upright) if with_picture else ""
     progress(2, 2, "Image read")
     if not text:
-        return Document(DocumentKind.IMAGE, facts + ". Text recognition (OCR) found no text in it.")
+        facts += ". Text recognition (OCR) found no text in it."
+        return Document(DocumentKind.IMAGE, facts, image=shown, page_count=1, ocr_pages=1)
     facts += ". Its text was read by text recognition (OCR), which can misread characters."
-    return Document(DocumentKind.IMAGE, facts, [Page(1, text)])
+    return Document(DocumentKind.IMAGE, facts, [Page(1, text)], shown, page_count=1, ocr_pages=1)

@@ -13,16 +13,21 @@ ReportProgress = Callable[[int, int, str], None]
 ShouldStop = Callable[[], bool]
 
 
-MAX_IMAGE_PIXELS = 50_000_000
-MAX_PDF_PAGES = 2_000
+MiB = 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
     """How big a document doclane agrees to read (the settings of the same names)."""
 
-    max_image_pixels: int = MAX_IMAGE_PIXELS
-    max_pdf_pages: int = MAX_PDF_PAGES
+    max_image_pixels: int = 50_000_000
+    max_pdf_pages: int = 2_000
+    max_sheet_cells: int = 10_000_000
+    max_sheet_csv_bytes: int = 256 * MiB
+    max_zip_bytes: int = 1024 * MiB  # all members of an XLSX or ODS, uncompressed
+    max_zip_ratio: int = 200  # uncompressed / compressed size of one member
+    max_table_columns: int = 200  # profiled and matched against questions; the rest are named
+    table_memory_mb: int = 512  # DuckDB's own memory limit, inside the reader's
 
 
 DEFAULT_LIMITS = Limits()
@@ -39,3 +44,18 @@ class Document:
     kind: DocumentKind
     facts: str  # always shown to the model: what the file is (pages, schema, profile, size)
     pages: list[Page] = field(default_factory=list)
+    # An image's picture as a data: URL (a copy capped in size), for a model that reads images;
+    # "" unless the reader was asked for it.
+    image: str = ""
+    page_count: int = 0  # pages (or images) read, OCR'd ones included: for the metrics
+    ocr_pages: int = 0  # of which read by OCR
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    """What doclane worked out itself about a table question: ``exact``, the figures computed
+    over every row (Markdown), or else ``note``, that none were and which columns the question
+    names. Both empty for a PDF or an image, or for a question that names no column."""
+
+    exact: str = ""
+    note: str = ""

@@ -102,7 +102,7 @@ def extract_pdf(
         )
     if not pages:
         facts += " No text could be extracted."
-    return Document(DocumentKind.PDF, facts, pages)
+    return Document(DocumentKind.PDF, facts, pages, page_count=count, ocr_pages=scanned)
 
 
 _DIGITS_AS_HASH = str.maketrans("0123456789", "##########")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from doclane.jobs.model import DocumentKind
 
 HEAD_BYTES = 8192
@@ -14,6 +16,8 @@ _IMAGE_SIGNATURES = (
     b"II*\x00",  # TIFF, little-endian
     b"MM\x00*",  # TIFF, big-endian
 )
+# Control characters a text never holds (tab, line feed, form feed and carriage return aside).
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0e-\x1f]")
 
 
 def sniff(head: bytes) -> DocumentKind | None:
@@ -46,6 +50,6 @@ def _looks_like_text(head: bytes) -> bool:
             text = head[: exc.start].decode("utf-8")
         else:
             text = head.decode("cp1252", errors="replace")
-    controls = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\r\n\f")
+    controls = len(_CONTROLS.findall(text))
     replaced = text.count("\ufffd")
     return (controls + replaced) <= len(text) // 100

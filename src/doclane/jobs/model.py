@@ -29,11 +29,13 @@ class DocumentKind(StrEnum):
 class NewJob:
     job_id: str
     file_name: str
-    file_path: str
+    upload_key: str  # where the upload is in storage (doclane.storage), never a path
     kind: DocumentKind
     prompt: str
     priority: int
     run_at: float  # epoch seconds; the job is not started before this
+    idempotency_key: str | None = None  # a retried upload with the same key gets this job
+    owner: str = ""  # the user who uploaded it; "" with auth off (see doclane/auth.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,7 @@ class Job:
     status: JobStatus
     progress: int
     file_name: str
-    file_path: str
+    upload_key: str  # where the upload is in storage (doclane.storage), never a path
     kind: DocumentKind
     prompt: str
     priority: int
@@ -53,6 +55,7 @@ class Job:
     error: str | None
     attempts: int
     seq: int  # last event sequence number published for this job
+    owner: str = ""  # the user who uploaded it; "" with auth off (see doclane/auth.py)
 
     def public(self) -> dict[str, object]:
         """The seed contract's view of a job (``GET /api/jobs/{id}``), and nothing more."""

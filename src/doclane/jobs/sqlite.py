@@ -1,64 +1,132 @@
 """The embedded job store: one SQLite file in the data dir.
 
 Claims run in ``BEGIN IMMEDIATE`` transactions, so several worker processes on one host can
-share the file safely. The sqlite3 module blocks, so every call runs in a worker thread, one at a
-time per store (a single connection), never on the event loop.
+share the file safely. The sqlite3 module blocks, so every call runs in the store's own thread,
+one at a time (a single connection), never on the event loop. A thread of its own rather than
+one of anyio's pool: a write takes ~50 us here, and the pool's hand-over cost more than that.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TypeVar
 
 import anyio
-import anyio.to_thread
 
-from doclane.errors import DoclaneError, InvalidRequest, JobNotFound, LeaseLost
-from doclane.jobs.base import CANCELLED_ERROR, Change, Event, JobStore, replay, stored_payload
-from doclane.jobs.model import DocumentKind, Job, JobStatus, NewJob
+from doclane.errors import InvalidRequest, JobNotFound, LeaseLost
+from doclane.jobs.base import (
+    CANCELLED_ERROR,
+    NO_ATTEMPT_LIMIT,
+    SCHEDULED,
+    Change,
+    Event,
+    HistoryPage,
+    JobStore,
+    QueueStats,
+    Quota,
+    QuotaExceeded,
+    Usage,
+    change_params,
+    decode_cursor,
+    history_page,
+    history_statuses,
+    job_from_row,
+    prepare_schema,
+    queue_stats,
+    replay,
+    stored_payload,
+)
+from doclane.jobs.model import Job, JobStatus, NewJob
 from doclane.messages import cancelled_event, failed_event
 
 T = TypeVar("T")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    seq_no INTEGER PRIMARY KEY AUTOINCREMENT,  -- insertion order: FIFO within a priority
-    job_id TEXT NOT NULL UNIQUE,
-    status TEXT NOT NULL,
-    progress INTEGER NOT NULL DEFAULT 0,
-    file_name TEXT NOT NULL,
-    file_path TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    prompt TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    run_at REAL NOT NULL,
-    created_at REAL NOT NULL,
-    completed_at REAL,
-    answer TEXT NOT NULL DEFAULT '',
-    error TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    seq INTEGER NOT NULL DEFAULT 0,
-    worker_id TEXT,
-    lease_expires_at REAL
-);
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, priority DESC, seq_no);
-CREATE TABLE IF NOT EXISTS events (
-    job_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    payload TEXT NOT NULL,  -- the event as sent, without ai_chunk's partial (see replay)
-    PRIMARY KEY (job_id, seq)
-) WITHOUT ROWID;
-"""
-SCHEMA_VERSION = 1
-
 COLUMNS = (
-    "job_id, status, progress, file_name, file_path, kind, prompt, priority, run_at, "
-    "created_at, completed_at, answer, error, attempts, seq"
+    "job_id, status, progress, file_name, upload_key, kind, prompt, priority, run_at, "
+    "created_at, completed_at, answer, error, attempts, seq, owner"
 )
+# A job of the owner given, or of anyone when the owner is None.
+OWNED = "job_id = :job_id AND (:owner IS NULL OR owner = :owner)"
+FINISHED = "status IN ('completed', 'failed', 'cancelled')"
+
+PROMOTE = """UPDATE jobs INDEXED BY jobs_scheduled SET status = 'pending'
+WHERE status = 'scheduled' AND run_at <= :now"""
+# The first due job, or the first running job whose lease expired (its worker died): one probe
+# of each state's index, so the claim reads O(log n) rows whatever waits for later. The indexes
+# are named: without statistics, SQLite would take any index on status and sort its rows.
+CLAIM = f"""
+UPDATE jobs SET status = 'processing', worker_id = :worker_id, lease_expires_at = :lease_until,
+    attempts = attempts + 1
+WHERE seq_no = (
+    SELECT seq_no FROM (
+        SELECT * FROM (
+            SELECT seq_no, priority FROM jobs INDEXED BY jobs_pending WHERE status = 'pending'
+            ORDER BY priority DESC, seq_no LIMIT 1)
+        UNION ALL
+        SELECT * FROM (
+            SELECT seq_no, priority FROM jobs INDEXED BY jobs_leases
+            WHERE status = 'processing' AND lease_expires_at < :now
+                AND attempts < :max_attempts
+            ORDER BY priority DESC, seq_no LIMIT 1))
+    ORDER BY priority DESC, seq_no LIMIT 1)
+RETURNING {COLUMNS}"""
+# A running job's change, if its worker still holds the lease (see base.py: Change).
+EMIT = """
+UPDATE jobs SET
+    progress = MAX(progress, COALESCE(:progress, progress)),
+    answer = COALESCE(:answer, answer),
+    -- a retry that is not due yet waits as scheduled (see base.py)
+    status = CASE WHEN :status = 'pending' AND :retry_in > 0
+                  THEN 'scheduled' ELSE COALESCE(:status, status) END,
+    error = COALESCE(:error, error),
+    run_at = COALESCE(:now + :retry_in, run_at),
+    completed_at = CASE WHEN :final THEN :now ELSE completed_at END,
+    worker_id = CASE WHEN :ends_lease THEN NULL ELSE worker_id END,
+    lease_expires_at = CASE WHEN :ends_lease THEN NULL ELSE lease_expires_at END,
+    seq = seq + 1
+WHERE job_id = :job_id AND worker_id = :worker_id AND status = 'processing'
+RETURNING seq"""
+# The earliest scheduled job's run_at, and the next due job's (in claim order: an index probe).
+# Due jobs: every pending row, and the scheduled rows whose time has come (not promoted yet).
+DUE = """
+SELECT count(*) AS due, min(run_at) AS oldest FROM jobs
+WHERE status = 'pending' OR (status = 'scheduled' AND run_at <= :now)"""
+
+NEXT_RUN = """
+SELECT (SELECT MIN(run_at) FROM jobs WHERE status = 'scheduled') AS scheduled,
+       (SELECT run_at FROM jobs WHERE status = 'pending'
+        ORDER BY priority DESC, seq_no LIMIT 1) AS pending"""
+
+# A user's unfinished jobs and those made in the window, each counted up to its limit: index
+# ranges (jobs_owner_active, jobs_owner_created) of at most that many rows, however many the
+# user has queued; the oldest in the window is one more probe.
+USAGE = """
+SELECT (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE owner = :owner
+            AND status IN ('scheduled', 'pending', 'processing') LIMIT :active)) AS active,
+       (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE owner = :owner AND created_at > :since
+            LIMIT :recent)) AS recent,
+       (SELECT min(created_at) FROM jobs WHERE owner = :owner AND created_at > :since) AS oldest"""
+
+
+def _history_query(statuses: tuple[str, ...], owned: bool) -> str:
+    """A page of history: the newest rows of each stored status's index range before the
+    cursor, merged (see migration 0005: the index is on ``lower(status)``, which only this
+    query names); the rows themselves are read for the page only."""
+    owner = "owner = :owner AND " if owned else ""
+    ranges = " UNION ALL ".join(
+        f"""SELECT * FROM (SELECT seq_no FROM jobs
+            WHERE {owner}lower(status) = '{status}' AND seq_no < :before
+            ORDER BY seq_no DESC LIMIT :limit)"""
+        for status in statuses
+    )
+    return f"""SELECT seq_no, {COLUMNS} FROM jobs WHERE seq_no IN (
+            SELECT seq_no FROM ({ranges}) ORDER BY seq_no DESC LIMIT :limit)
+        ORDER BY seq_no DESC"""
 
 
 @contextmanager
@@ -74,112 +142,200 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def _log(conn: sqlite3.Connection, job_id: str, seq: int, event: Event) -> Event:
-    event = {**event, "seq": seq}
     conn.execute(
         "INSERT INTO events (job_id, seq, payload) VALUES (?, ?, ?)",
         (job_id, seq, stored_payload(event)),
     )
-    return event
+    return {**event, "seq": seq}
 
 
-def _job(row: sqlite3.Row) -> Job:
-    return Job(
-        job_id=row["job_id"],
-        status=JobStatus(row["status"]),
-        progress=row["progress"],
-        file_name=row["file_name"],
-        file_path=row["file_path"],
-        kind=DocumentKind(row["kind"]),
-        prompt=row["prompt"],
-        priority=row["priority"],
-        run_at=row["run_at"],
-        created_at=row["created_at"],
-        completed_at=row["completed_at"],
-        answer=row["answer"],
-        error=row["error"],
-        attempts=row["attempts"],
-        seq=row["seq"],
-    )
+def _by_key(conn: sqlite3.Connection, key: str | None, owner: str) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        f"SELECT {COLUMNS} FROM jobs WHERE owner = ? AND idempotency_key = ?", (owner, key)
+    ).fetchone()
+    return row
+
+
+def _usage(conn: sqlite3.Connection, owner: str, quota: Quota) -> Usage:
+    since = time.time() - quota.window_seconds
+    params = {"owner": owner, "since": since, "active": quota.active, "recent": quota.recent}
+    row = conn.execute(USAGE, params).fetchone()
+    oldest = row["oldest"]
+    return Usage(row["active"], row["recent"], 0.0 if oldest is None else oldest - since)
+
+
+def _owned(conn: sqlite3.Connection, job_id: str, owner: str | None) -> sqlite3.Row | None:
+    row: sqlite3.Row | None = conn.execute(
+        f"SELECT {COLUMNS} FROM jobs WHERE {OWNED}", {"job_id": job_id, "owner": owner}
+    ).fetchone()
+    return row
 
 
 class SQLiteJobStore(JobStore):
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, migrate: bool = True) -> None:
         self._path = path
+        self._migrate = migrate
         self._conn: sqlite3.Connection | None = None
-        self._limiter = anyio.CapacityLimiter(1)
+        self._thread: ThreadPoolExecutor | None = None
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in the store's thread; a cancelled caller still waits for it to finish
+        (as anyio.to_thread.run_sync does), so a write is never done unbeknown to its caller."""
+        if self._thread is None:
+            raise RuntimeError("job store is not open")
+        future = asyncio.get_running_loop().run_in_executor(self._thread, fn)
+        with anyio.CancelScope(shield=True):
+            result = await future
+        return result
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn
         if conn is None:
             raise RuntimeError("job store is not open")
-        return await anyio.to_thread.run_sync(fn, conn, limiter=self._limiter)
+        return await self._call(lambda: fn(conn))
 
     async def open(self) -> None:
+        await prepare_schema(f"sqlite:///{self._path}", self._migrate)
+
         def connect() -> sqlite3.Connection:
-            Path(self._path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=10000")
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, SCHEMA_VERSION):
-                raise DoclaneError(f"{self._path} has job schema v{version}; expected v1")
-            conn.executescript(SCHEMA)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             return conn
 
-        self._conn = await anyio.to_thread.run_sync(connect, limiter=self._limiter)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="doclane-sqlite")
+        self._conn = await self._call(connect)
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+            await self._call(conn.close)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.shutdown(wait=False)
 
-    async def create(self, new: NewJob) -> Job:
-        def insert(conn: sqlite3.Connection) -> Job:
-            row = conn.execute(
-                f"""INSERT INTO jobs (job_id, status, file_name, file_path, kind, prompt,
-                        priority, run_at, created_at)
-                    VALUES (?, 'pending', ?, ?, ?, ?, ?, ?, ?) RETURNING {COLUMNS}""",
-                (
-                    new.job_id,
-                    new.file_name,
-                    new.file_path,
-                    new.kind.value,
-                    new.prompt,
-                    new.priority,
-                    new.run_at,
-                    time.time(),
-                ),
-            ).fetchone()
-            return _job(row)
+    async def create(self, new: NewJob, quota: Quota | None = None) -> Job:
+        def insert(conn: sqlite3.Connection) -> tuple[Job, bool]:
+            now = time.time()
+            with _transaction(conn):
+                if quota is not None:  # one writer at a time: the count holds until the insert
+                    usage = _usage(conn, new.owner, quota)
+                    if not usage.within(quota):
+                        existing = _by_key(conn, new.idempotency_key, new.owner)
+                        if existing is None:
+                            raise QuotaExceeded(usage)
+                        return job_from_row(existing), False
+                row = conn.execute(
+                    f"""INSERT INTO jobs (job_id, status, file_name, upload_key, kind, prompt,
+                            priority, run_at, created_at, idempotency_key, owner)
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL
+                        DO NOTHING RETURNING {COLUMNS}""",
+                    (
+                        new.job_id,
+                        SCHEDULED if new.run_at > now else "pending",
+                        new.file_name,
+                        new.upload_key,
+                        new.kind.value,
+                        new.prompt,
+                        new.priority,
+                        new.run_at,
+                        now,
+                        new.idempotency_key,
+                        new.owner,
+                    ),
+                ).fetchone()
+                if row is not None:
+                    return job_from_row(row), True
+                # The key's job was there first (in this transaction, so it is still there).
+                existing = _by_key(conn, new.idempotency_key, new.owner)
+                assert existing is not None
+                return job_from_row(existing), False
 
-        return await self._run(insert)
+        job, created = await self._run(insert)
+        if created:
+            self.work_arrived(job.run_at)
+        return job
 
-    async def get(self, job_id: str) -> Job | None:
+    async def get(self, job_id: str, owner: str | None = None) -> Job | None:
         def select(conn: sqlite3.Connection) -> Job | None:
-            row = conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
-            return _job(row) if row else None
+            row = _owned(conn, job_id, owner)
+            return job_from_row(row) if row else None
 
         return await self._run(select)
 
-    async def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
-        def take(conn: sqlite3.Connection) -> Job | None:
-            now = time.time()
+    async def history(
+        self,
+        owner: str | None,
+        status: JobStatus | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> HistoryPage:
+        query = _history_query(history_statuses(status), owned=owner is not None)
+        params = {"owner": owner, "before": decode_cursor(cursor), "limit": limit + 1}
+
+        def select(conn: sqlite3.Connection) -> HistoryPage:
+            rows = conn.execute(query, params).fetchall()
+            return history_page([(row["seq_no"], job_from_row(row)) for row in rows], limit)
+
+        return await self._run(select)
+
+    async def find_by_idempotency_key(self, key: str, owner: str = "") -> Job | None:
+        def select(conn: sqlite3.Connection) -> Job | None:
+            row = _by_key(conn, key, owner)
+            return job_from_row(row) if row else None
+
+        return await self._run(select)
+
+    async def usage(self, owner: str, quota: Quota) -> Usage:
+        return await self._run(lambda conn: _usage(conn, owner, quota))
+
+    async def delete(self, job_id: str, owner: str | None = None) -> Job | None:
+        def delete(conn: sqlite3.Connection) -> Job | None:
+            params = {"job_id": job_id, "owner": owner}
             with _transaction(conn):
                 row = conn.execute(
-                    f"""UPDATE jobs SET status = 'processing', worker_id = ?,
-                            lease_expires_at = ?, attempts = attempts + 1
-                        WHERE seq_no = (
-                            SELECT seq_no FROM jobs
-                            WHERE (status = 'pending' AND run_at <= ?)
-                               OR (status = 'processing' AND lease_expires_at < ?)
-                            ORDER BY priority DESC, seq_no LIMIT 1)
-                        RETURNING {COLUMNS}""",
-                    (worker_id, now + lease_seconds, now, now),
+                    f"DELETE FROM jobs WHERE {OWNED} AND {FINISHED} RETURNING {COLUMNS}", params
                 ).fetchone()
-            return _job(row) if row else None
+                if row is not None:
+                    conn.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+            return job_from_row(row) if row else None
+
+        return await self._run(delete)
+
+    async def delete_finished_before(self, ended_before: float, limit: int) -> list[str]:
+        def delete(conn: sqlite3.Connection) -> list[str]:
+            with _transaction(conn):
+                rows = conn.execute(
+                    f"""DELETE FROM jobs WHERE seq_no IN (
+                            SELECT seq_no FROM jobs WHERE {FINISHED} AND completed_at < ?
+                            LIMIT ?)
+                        RETURNING job_id""",
+                    (ended_before, limit),
+                ).fetchall()
+                ids = [row["job_id"] for row in rows]
+                conn.executemany("DELETE FROM events WHERE job_id = ?", [(i,) for i in ids])
+            return ids
+
+        return await self._run(delete)
+
+    async def claim(
+        self, worker_id: str, lease_seconds: float, max_attempts: int = NO_ATTEMPT_LIMIT
+    ) -> Job | None:
+        def take(conn: sqlite3.Connection) -> Job | None:
+            now = time.time()
+            params = {
+                "worker_id": worker_id,
+                "lease_until": now + lease_seconds,
+                "now": now,
+                "max_attempts": max_attempts,
+            }
+            with _transaction(conn):
+                conn.execute(PROMOTE, {"now": now})
+                row = conn.execute(CLAIM, params).fetchone()
+            return job_from_row(row) if row else None
 
         return await self._run(take)
 
@@ -214,41 +370,26 @@ class SQLiteJobStore(JobStore):
         await self._run(extend)
 
     async def emit(self, job_id: str, worker_id: str, change: Change, event: Event) -> Event:
-        final = change.status is not None and change.status.is_final
-        ends_lease = change.status is not None and change.status is not JobStatus.PROCESSING
+        logged = await self.emit_many(job_id, worker_id, [(change, event)])
+        if not logged:
+            raise LeaseLost(job_id)
+        return logged[0]
 
-        def write(conn: sqlite3.Connection) -> Event:
+    async def emit_many(
+        self, job_id: str, worker_id: str, writes: Sequence[tuple[Change, Event]]
+    ) -> list[Event]:
+        params = [(change_params(job_id, worker_id, change), event) for change, event in writes]
+
+        def write(conn: sqlite3.Connection) -> list[Event]:
+            logged = []
+            now = time.time()
             with _transaction(conn):
-                row = conn.execute(
-                    """UPDATE jobs SET
-                           progress = MAX(progress, COALESCE(?, progress)),
-                           answer = COALESCE(?, answer),
-                           status = COALESCE(?, status),
-                           error = COALESCE(?, error),
-                           run_at = COALESCE(?, run_at),
-                           completed_at = CASE WHEN ? THEN ? ELSE completed_at END,
-                           worker_id = CASE WHEN ? THEN NULL ELSE worker_id END,
-                           lease_expires_at = CASE WHEN ? THEN NULL ELSE lease_expires_at END,
-                           seq = seq + 1
-                       WHERE job_id = ? AND worker_id = ? AND status = 'processing'
-                       RETURNING seq""",
-                    (
-                        change.progress,
-                        change.answer,
-                        change.status.value if change.status else None,
-                        change.error,
-                        change.run_at,
-                        final,
-                        time.time(),
-                        ends_lease,
-                        ends_lease,
-                        job_id,
-                        worker_id,
-                    ),
-                ).fetchone()
-                if row is None:
-                    raise LeaseLost(job_id)
-                return _log(conn, job_id, row["seq"], event)
+                for change, event in params:
+                    row = conn.execute(EMIT, {**change, "now": now}).fetchone()
+                    if row is None:  # the lease is gone: nothing after it is written
+                        break
+                    logged.append(_log(conn, job_id, row["seq"], event))
+            return logged
 
         return await self._run(write)
 
@@ -262,24 +403,24 @@ class SQLiteJobStore(JobStore):
             )
 
         await self._run(give_back)
+        self.work_arrived()
 
-    async def cancel(self, job_id: str) -> tuple[Job, Event | None]:
+    async def cancel(self, job_id: str, owner: str | None = None) -> tuple[Job, Event | None]:
         def cancel(conn: sqlite3.Connection) -> tuple[Job, Event | None]:
+            params = {"error": CANCELLED_ERROR, "now": time.time(), "job_id": job_id}
             with _transaction(conn):
                 row = conn.execute(
-                    """UPDATE jobs SET status = 'cancelled', error = ?, completed_at = ?,
+                    f"""UPDATE jobs SET status = 'cancelled', error = :error, completed_at = :now,
                            seq = seq + 1, worker_id = NULL, lease_expires_at = NULL
-                       WHERE job_id = ? AND status IN ('pending', 'processing')
+                       WHERE {OWNED} AND status IN ('scheduled', 'pending', 'processing')
                        RETURNING seq""",
-                    (CANCELLED_ERROR, time.time(), job_id),
+                    {**params, "owner": owner},
                 ).fetchone()
                 event = _log(conn, job_id, row["seq"], cancelled_event(job_id)) if row else None
-                current = conn.execute(
-                    f"SELECT {COLUMNS} FROM jobs WHERE job_id = ?", (job_id,)
-                ).fetchone()
+                current = _owned(conn, job_id, owner)
             if current is None:
                 raise JobNotFound(job_id)
-            job = _job(current)
+            job = job_from_row(current)
             if job.status is not JobStatus.CANCELLED:
                 raise InvalidRequest(f"Job already {job.status.value}; it cannot be cancelled", 409)
             return job, event
@@ -314,9 +455,21 @@ class SQLiteJobStore(JobStore):
 
         await self._run(expire)
 
+    async def stats(self) -> QueueStats:
+        def select(conn: sqlite3.Connection) -> QueueStats:
+            counts = conn.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()
+            now = time.time()
+            due = conn.execute(DUE, {"now": now}).fetchone()
+            oldest = None if due["oldest"] is None else now - due["oldest"]
+            return queue_stats([(row[0], row[1]) for row in counts], due["due"], oldest)
+
+        return await self._run(select)
+
     async def next_run_at(self) -> float | None:
         def select(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute("SELECT MIN(run_at) FROM jobs WHERE status = 'pending'").fetchone()
-            return row[0] if row else None
+            row = conn.execute(NEXT_RUN).fetchone()
+            return min(
+                (t for t in (row["scheduled"], row["pending"]) if t is not None), default=None
+            )
 
         return await self._run(select)

@@ -19,6 +19,8 @@ def open_provider(settings: Settings) -> Provider:
             key.get_secret_value() if key else None,
             settings.openai_model,
             settings.openai_timeout_seconds,
+            context_tokens=settings.openai_context_tokens,
+            vision=settings.openai_vision,
         )
     from doclane.providers.local import LocalProvider
 

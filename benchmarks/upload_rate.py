@@ -1,0 +1,261 @@
+"""Upload throughput: 32 concurrent uploads of a tiny CSV against ``doclane serve`` (SQLite, its
+worker running) and ``doclane serve --no-worker`` on PostgreSQL, against a bare FastAPI handler
+that only writes the file, under the same uvicorn and the same client, in turns.
+
+Each upload is scheduled for tomorrow, so that no job runs meanwhile: the upload's path is the
+same (the form, the file sniffed and stored, the job written, idle workers woken), and the
+worker of ``doclane serve`` still wakes and looks for work after each one.
+
+    .venv/bin/python -m benchmarks.upload_rate [--uploads 320] [--rounds 3] [--no-report]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import anyio.to_thread
+import httpx
+from fastapi import FastAPI, Form, UploadFile
+from tests.postgres import fresh_database
+from tests.server import START_TIMEOUT, ServerProcess, free_port
+
+from benchmarks.report import write_section
+
+CONCURRENCY = 32
+CSV = b"region,revenue\nnorth,10\nsouth,20\n"
+BARE_DIR = "BENCH_BARE_UPLOAD_DIR"
+INFO = ("--log-level", "info")
+# Rate against the bare handler's before the upload path lost its thread hand-overs (docs/
+# benchmarks.md, commit 6a127db's src/): by the servers' names below.
+BEFORE = {"bare": 1.00, "SQLite": 0.86, "PostgreSQL": 0.83}
+# Each concurrent uploader takes turns among users of its own (auth on, one API key each), under
+# the default per-user limits: every upload counts its user's jobs, as in service. (With one
+# user and the limits set past what the benchmark queues, each upload would count the ~1,000
+# jobs queued before it: a cost no user reaches, the count stopping at the limit.) Four users
+# an uploader keep each under the default 60 uploads a minute over ten rounds.
+USERS_PER_UPLOADER = 4
+COLUMNS = (
+    "| server | uploads | uploads/s | p50 ms | p99 ms | rate vs bare "
+    "| per round: median (range) | before: rate vs bare |\n" + "|---" * 8 + "|"
+)
+USERS = [f"user{n}" for n in range(CONCURRENCY * USERS_PER_UPLOADER)]
+AUTH = {"DOCLANE_API_KEYS": ",".join(f"{user}:key-{user}" for user in USERS)}
+
+
+def bare_app() -> FastAPI:
+    """The baseline: receive the form and write the file, nothing else (``uvicorn --factory``)."""
+    folder = Path(os.environ[BARE_DIR])
+    app = FastAPI()
+
+    @app.post("/api/upload")
+    async def upload(file: UploadFile, prompt: Annotated[str, Form()] = "") -> dict[str, Any]:
+        job_id = str(uuid.uuid4())
+        data = await file.read()
+        await anyio.to_thread.run_sync((folder / job_id).write_bytes, data)
+        return {"success": True, "data": {"job_id": job_id, "status": "pending", "progress": 0}}
+
+    @app.get("/api/health")
+    async def health() -> dict[str, Any]:
+        return {"success": True}
+
+    return app
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    seconds: float = 0.0
+    uploads: int = 0
+    latencies: list[float] = field(default_factory=list)
+    round_rates: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.uploads / self.seconds
+
+
+@contextmanager
+def app_server(factory: str, log: Path, env: dict[str, str]) -> Iterator[str]:
+    """``uvicorn --factory`` with doclane's options (access log at info; uvloop and httptools
+    when installed) on a free port; its base URL, once it answers. Stopped at the end."""
+    port = free_port()
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--factory", factory, "--port", str(port), *INFO],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                httpx.get(f"{url}/api/health", timeout=1).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{factory} did not start: see {log}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@contextmanager
+def targets(folder: Path) -> Iterator[list[Target]]:
+    with ExitStack() as stack:
+        (folder / "bare").mkdir()
+        bare = stack.enter_context(
+            app_server(
+                "benchmarks.upload_rate:bare_app",
+                folder / "bare.log",
+                {BARE_DIR: str(folder / "bare")},
+            )
+        )
+        started: list[ServerProcess] = []
+        stack.callback(lambda: [process.stop() for process in started])
+        embedded = ServerProcess(folder / "sqlite", AUTH)
+        started.append(embedded)
+        embedded.start()
+        database = stack.enter_context(fresh_database("doclane_bench"))
+        replica = ServerProcess(
+            folder / "postgresql",
+            {"DOCLANE_DATABASE_URL": database, **AUTH},
+            command=("serve", "--no-worker"),
+        )
+        started.append(replica)
+        replica.start()
+        yield [
+            Target("bare FastAPI handler (writes the file)", bare),
+            Target("doclane serve (SQLite, worker running)", embedded.http),
+            Target("doclane serve --no-worker (PostgreSQL)", replica.http),
+        ]
+
+
+async def burst(target: Target, count: int, record: bool = True) -> None:
+    """``count`` uploads, ``CONCURRENCY`` at a time, over kept-alive connections."""
+    tomorrow = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+    form = {"prompt": "What is the total revenue?", "scheduled_at": tomorrow.isoformat()}
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=target.url, timeout=60, limits=limits) as client:
+
+        async def uploader(share: int, users: list[str]) -> None:
+            for n in range(share):
+                # The bare handler ignores the key.
+                auth = {"Authorization": f"Bearer key-{users[n % len(users)]}"}
+                started = time.perf_counter()
+                response = await client.post(
+                    "/api/upload", files={"file": ("sales.csv", CSV)}, data=form, headers=auth
+                )
+                latencies.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text
+
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for task in range(CONCURRENCY):
+                share = count // CONCURRENCY + (task < count % CONCURRENCY)
+                tg.start_soon(uploader, share, USERS[task::CONCURRENCY])
+        seconds = time.perf_counter() - started
+    if record:
+        target.seconds += seconds
+        target.uploads += count
+        target.latencies += latencies
+        target.round_rates.append(count / seconds)
+
+
+async def measure(folder: Path, uploads: int, rounds: int) -> list[Target]:
+    with targets(folder) as all_targets:
+        for target in all_targets:
+            await burst(target, CONCURRENCY * 2, record=False)  # warm: connections, imports
+        for turn in range(rounds):
+            first = turn % len(all_targets)
+            for target in all_targets[first:] + all_targets[:first]:
+                await burst(target, uploads)
+                print(f"{target.name}: {target.rate:.0f}/s so far")
+    return all_targets
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}"
+
+
+def row(target: Target, bare: Target) -> str:
+    p99 = statistics.quantiles(target.latencies, n=100, method="inclusive")[98]
+    before = next(ratio for key, ratio in BEFORE.items() if key in target.name)
+    # Round by round: the targets took each round in turns, so a slow spell hits all three.
+    ratios = [mine / base for mine, base in zip(target.round_rates, bare.round_rates, strict=True)]
+    return (
+        f"| {target.name} | {target.uploads:,} | {target.rate:,.0f} | "
+        f"{ms(statistics.median(target.latencies))} | {ms(p99)} | {target.rate / bare.rate:.2f} "
+        f"| {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
+        f"| {before:.2f} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--uploads", type=int, default=320, help="per target and round")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--no-report", action="store_true", help="print, leave the docs alone")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as folder:
+        results = anyio.run(measure, Path(folder), args.uploads, args.rounds)
+    end_load = os.getloadavg()[0]
+    rows = [row(target, results[0]) for target in results]
+    queued = args.uploads * args.rounds + CONCURRENCY * 2  # per server, the warm-up's included
+    per_user = -(-queued // len(USERS))
+    print("\n".join(rows))
+    if args.no_report:
+        return
+    write_section(
+        "upload-rate",
+        f"""### Upload throughput
+
+`benchmarks/upload_rate.py`, {datetime.date.today()}, {os.cpu_count()} cores (load average
+{load:.1f} at the start, {end_load:.1f} at the end; the client, the servers and PostgreSQL
+share them). {CONCURRENCY} concurrent uploads of a {len(CSV)}-byte CSV with a prompt (httpx,
+kept-alive connections), {args.uploads} a round, {args.rounds} rounds taken in turns, figures
+pooled; the ratio is also given round by round (median, and range), as a run's rounds spread
+more than the differences sought. The baseline is a bare FastAPI handler under the same uvicorn
+settings that receives the form and writes the file, nothing else. Each doclane upload is
+scheduled for tomorrow, so that no job runs during the measure; its path is the same (the form
+received, the file sniffed, stored under its key, the job written, idle workers told), and
+`doclane serve`'s idle worker would wake for it only if it were due before the worker looks
+again anyway. Auth is on and each of the {CONCURRENCY} uploaders takes turns among
+{USERS_PER_UPLOADER} users of its own, under the default per-user limits (each upload counts its
+user's jobs; each user queues {per_user:,} per server here, fewer than the limits). *Before* is
+the rate against the bare handler as this section stood before the upload path lost its thread
+hand-overs (commit 6a127db's `src/`, no per-user limits or auth yet). Goal: at least 0.9 x the
+bare handler's rate, on both databases.
+
+{COLUMNS}
+{chr(10).join(rows)}
+""",
+    )
+
+
+if __name__ == "__main__":
+    main()
