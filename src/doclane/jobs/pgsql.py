@@ -51,15 +51,12 @@ USAGE = f"""
 SELECT {ACTIVE} AS active, {RECENT} AS recent,
     extract(epoch FROM (SELECT min(created_at) FROM jobs WHERE owner = %(owner)s AND {IN_WINDOW})
         + make_interval(secs => %(window)s) - now())::float8 AS frees_in"""
-# A user's creates under a quota take turns: each holds this lock (its own key space, two
-# int4s, apart from the migrations' one bigint) to its commit, so the next one's count, a
-# statement later, sees the job it wrote. Other users' creates do not wait.
-QUOTA_LOCK = "SELECT pg_advisory_xact_lock(hashtext('doclane.quota'), hashtext(%(owner)s))"
-CREATE_WITHIN_QUOTA = f"""{INSERT_JOB}
-SELECT {NEW_JOB}
-WHERE {ACTIVE} < %(max_active)s AND {RECENT} < %(max_recent)s
-{ON_KEY}
-RETURNING {COLUMNS}"""
+# A user's creates under a quota take turns: doclane_create_job (migration 0006) holds the
+# user's lock to its commit, so the next one's counts see the job it wrote. One statement, so
+# one round trip in autocommit mode; it notifies the workers when it inserts.
+CREATE_WITHIN_QUOTA = f"""SELECT {COLUMNS} FROM doclane_create_job(%(job_id)s, %(file_name)s,
+    %(upload_key)s, %(kind)s, %(prompt)s, %(priority)s::integer, %(run_at)s, %(idempotency_key)s,
+    %(owner)s, %(max_active)s::integer, %(max_recent)s::integer, %(window)s)"""
 
 
 def notifying(create: str) -> str:
@@ -70,7 +67,6 @@ def notifying(create: str) -> str:
 
 
 CREATE_NOTIFY = notifying(CREATE)
-CREATE_WITHIN_QUOTA_NOTIFY = notifying(CREATE_WITHIN_QUOTA)
 BY_KEY = f"SELECT {COLUMNS} FROM jobs WHERE owner = %(owner)s AND idempotency_key = %(key)s"
 
 DELETE = f"""

@@ -62,7 +62,7 @@ from doclane.jobs.pgsql import (
     CLAIM,
     COLUMNS,
     CREATE_NOTIFY,
-    CREATE_WITHIN_QUOTA_NOTIFY,
+    CREATE_WITHIN_QUOTA,
     DELETE,
     DELETE_FINISHED,
     DUE,
@@ -76,7 +76,6 @@ from doclane.jobs.pgsql import (
     OWNED,
     PROMOTE,
     PROMOTE_BATCH,
-    QUOTA_LOCK,
     RELEASE,
     USAGE,
     WORK_CHANNEL,
@@ -175,17 +174,11 @@ class PostgresJobStore(JobStore):
         self, quota: Quota, params: dict[str, Any]
     ) -> tuple[dict[str, Any], bool]:
         """The new job's row, or the key's job's if it was there first (False); raises
-        QuotaExceeded. The lock, the insert and the commit are sent in one go (pipeline mode)
-        and the results read after: the owner's next create waits for this one's commit only,
-        never for this process to come back for the results. A refusal looks again to say
-        which limit."""
+        QuotaExceeded. One statement: the lock, the counts and the insert are
+        doclane_create_job's (migration 0006). A refusal looks again to say which limit."""
         params = {**params, **_quota_params(quota), "key": params["idempotency_key"]}
         async with self.pool.connection() as conn:
-            async with conn.pipeline():
-                async with conn.transaction():
-                    await conn.execute(QUOTA_LOCK, params)
-                    created = await conn.execute(CREATE_WITHIN_QUOTA_NOTIFY, params)
-                row = await created.fetchone()
+            row = await (await conn.execute(CREATE_WITHIN_QUOTA, params)).fetchone()
             if row is not None:
                 return row, True
             existing = await (await conn.execute(BY_KEY, params)).fetchone()
