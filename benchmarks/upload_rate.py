@@ -6,7 +6,7 @@ Each upload is scheduled for tomorrow, so that no job runs meanwhile: the upload
 same (the form, the file sniffed and stored, the job written, idle workers woken), and the
 worker of ``doclane serve`` still wakes and looks for work after each one.
 
-    .venv/bin/python -m benchmarks.upload_rate [--uploads 320] [--rounds 3] [--no-report]
+    .venv/bin/python -m benchmarks.upload_rate [--uploads 320] [--rounds 30] [--no-report]
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ BEFORE = {"bare": 1.00, "SQLite": 0.86, "PostgreSQL": 0.83}
 # Each concurrent uploader takes turns among users of its own (auth on, one API key each), under
 # the default per-user limits: every upload counts its user's jobs, as in service. (With one
 # user and the limits set past what the benchmark queues, each upload would count the ~1,000
-# jobs queued before it: a cost no user reaches, the count stopping at the limit.) Four users
-# an uploader keep each under the default 60 uploads a minute over ten rounds.
-USERS_PER_UPLOADER = 4
+# jobs queued before it: a cost no user reaches, the count stopping at the limit.) Eight users
+# an uploader keep each under the default 60 uploads a minute (a round of 320 uploads a second,
+# the three servers in turns) and 100 queued jobs per server over thirty rounds.
+USERS_PER_UPLOADER = 8
 COLUMNS = (
     "| server | uploads | uploads/s | p50 ms | p99 ms | rate vs bare "
     "| per round: median (range) | before: rate vs bare |\n" + "|---" * 8 + "|"
@@ -154,11 +155,12 @@ def targets(folder: Path) -> Iterator[list[Target]]:
 
 
 async def burst(target: Target, count: int, record: bool = True) -> None:
-    """``count`` uploads, ``CONCURRENCY`` at a time, over kept-alive connections."""
+    """``count`` uploads, ``CONCURRENCY`` at a time, over kept-alive connections (all of them:
+    httpx keeps 20 by default, and would open a new connection for every request beyond)."""
     tomorrow = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
     form = {"prompt": "What is the total revenue?", "scheduled_at": tomorrow.isoformat()}
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=CONCURRENCY)
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(base_url=target.url, timeout=60, limits=limits) as client:
 
         async def uploader(share: int, users: list[str]) -> None:
@@ -217,7 +219,7 @@ def row(target: Target, bare: Target) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads", type=int, default=320, help="per target and round")
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--no-report", action="store_true", help="print, leave the docs alone")
     args = parser.parse_args()
     load = os.getloadavg()[0]
