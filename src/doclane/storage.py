@@ -85,17 +85,7 @@ class LocalStorage(Storage):
         await _storing(move)
 
     async def write(self, key: str, data: bytes) -> None:
-        target = self._path(key)
-
-        def write() -> None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                target.write_bytes(data)
-            except OSError:
-                target.unlink(missing_ok=True)
-                raise
-
-        await _storing(write)
+        await write_file(self._path(key), data, make_parent=True)
 
     @asynccontextmanager
     async def local_path(self, key: str) -> AsyncIterator[Path]:
@@ -113,6 +103,22 @@ class LocalStorage(Storage):
                     path.unlink(missing_ok=True)
 
         await run_blocking(delete)
+
+
+async def write_file(path: Path, data: bytes, make_parent: bool = False) -> None:
+    """Write a new local file; a failed write (a full disk) leaves nothing behind and is
+    StorageFull (507)."""
+
+    def write() -> None:
+        if make_parent:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.write_bytes(data)
+        except OSError:
+            path.unlink(missing_ok=True)
+            raise
+
+    await _storing(write)
 
 
 async def _storing(store: Callable[[], None]) -> None:

@@ -29,7 +29,7 @@ from starlette.requests import ClientDisconnect
 
 from doclane.documents.sniff import HEAD_BYTES
 from doclane.errors import InvalidRequest, StorageFull, UploadTimeout, UploadTooLarge
-from doclane.offload import run_blocking
+from doclane.storage import write_file
 
 FILE_FIELD = "file"
 MAX_FIELD_BYTES = 1024 * 1024  # a text field (prompt, priority, …); the prompt is checked later
@@ -66,11 +66,7 @@ class ReceivedForm:
         if self.file_path is None:
             assert self.held is not None, "the form has no file"
             path = spool_dir / f"incoming-{uuid.uuid4().hex}"
-            try:
-                await run_blocking(path.write_bytes, self.held)
-            except OSError as exc:
-                path.unlink(missing_ok=True)
-                raise StorageFull("The server could not store the file") from exc
+            await write_file(path, self.held)
             self.file_path, self.held = path, None
         return self.file_path
 
