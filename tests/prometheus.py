@@ -24,11 +24,12 @@ def samples(text: str) -> Samples:
 async def settled_samples(
     http: httpx.AsyncClient, urls: list[str], done: Callable[[list[Samples]], bool]
 ) -> list[Samples]:
-    """Each URL's samples once ``done`` holds of them all (within 10 s). A worker counts a job
-    run once the run has ended, which may be just after its last event reached the client."""
-    with anyio.fail_after(10):
-        while True:
-            found = [samples((await http.get(url)).text) for url in urls]
-            if done(found):
-                return found
-            await anyio.sleep(0.1)
+    """Each URL's samples once ``done`` holds of them all, or as they are after 10 s (for the
+    caller's assertions to say what differs). A worker counts a job run once the run has
+    ended, which may be just after its last event reached the client."""
+    deadline = anyio.current_time() + 10
+    while True:
+        found = [samples((await http.get(url)).text) for url in urls]
+        if done(found) or anyio.current_time() > deadline:
+            return found
+        await anyio.sleep(0.1)

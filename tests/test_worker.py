@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from doclane import messages
+from doclane import messages, metrics
 from doclane.errors import ProcessingError, TransientError
 from doclane.events import Event, MemoryEventBus
 from doclane.jobs import Change, JobStatus, JobStore, NewJob, open_store
@@ -68,14 +68,17 @@ class Harness:
 
 @asynccontextmanager
 async def running_worker(
-    tmp_path: Path, provider: ScriptedProvider, **overrides: Any
+    tmp_path: Path,
+    provider: ScriptedProvider,
+    bus: MemoryEventBus | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[Harness]:
     settings = Settings(
         data_dir=tmp_path, poll_interval_seconds=0.05, retry_base_seconds=0.1, **overrides
     )
     store = open_store(settings.resolved_database_url)
     await store.open()
-    bus = MemoryEventBus()
+    bus = bus or MemoryEventBus()
     worker = Worker(settings, Journal(store, bus), provider, LocalStorage(settings.uploads_dir))
     try:
         async with bus.subscribe(10_000) as events, anyio.create_task_group() as tg:
@@ -84,6 +87,47 @@ async def running_worker(
             tg.cancel_scope.cancel()
     finally:
         await store.close()
+
+
+class SlowToPublishTheEnd(MemoryEventBus):
+    """Publishes a job's final event a second late: a heartbeat falls between its write and
+    the run hearing it was written."""
+
+    async def publish_many(self, events: Sequence[Event]) -> None:
+        if any(event["type"] in ("job_completed", "job_failed") for event in events):
+            await anyio.sleep(1)
+        await super().publish_many(events)
+
+
+def runs_ended() -> dict[str, float]:
+    """This process's job runs by outcome (the worker's metrics)."""
+    return {
+        outcome: metrics.REGISTRY.get_sample_value("doclane_job_runs_total", {"outcome": outcome})
+        or 0
+        for outcome in ("completed", "failed", "stopped")
+    }
+
+
+@pytest.mark.parametrize("outcome", ["completed", "failed"])
+async def test_a_heartbeat_after_the_final_write_leaves_the_run_as_it_ended(
+    tmp_path: Path, outcome: str
+) -> None:
+    """Once the final event is written, the job is no longer the worker's to renew: the
+    heartbeat's LeaseLost then is the end the run reached, not a lost lease (such a run was
+    counted "stopped", though its client saw it complete)."""
+    step = Step() if outcome == "completed" else Step(error=ProcessingError("The model refused"))
+    before = runs_ended()
+    async with running_worker(tmp_path, ScriptedProvider(step), SlowToPublishTheEnd()) as h:
+        job_id = await h.submit()
+        events = await h.until_final(job_id)
+        with anyio.fail_after(5):  # the run ends a moment after its last event
+            while runs_ended() == before:
+                await anyio.sleep(0.05)
+    assert events[-1]["type"] == f"job_{outcome}"
+    after = runs_ended()
+    assert {key: after[key] - before[key] for key in after} == {
+        key: float(key == outcome) for key in after
+    }
 
 
 async def test_transient_failure_is_retried(tmp_path: Path) -> None:

@@ -83,6 +83,9 @@ class JobRun:
         self.deadline = self.started + time_limit
         self.stopped = threading.Event()  # set when the run must end (cancelled, lease lost)
         self.outcome = "stopped"  # how the run ended, for the metrics: see complete() etc.
+        # The final write is on its way: it checks the lease itself (LeaseLost if another
+        # worker took the job), and a heartbeat's LeaseLost may be that write having landed.
+        self.finishing = False
         self._chunked = False
         self._unwritten: list[tuple[Change, Event]] = []  # for write_events, in order
         self._writing = 0  # events of the batch being written
@@ -153,29 +156,33 @@ class JobRun:
             metrics.FIRST_CHUNK_SECONDS.observe(time.monotonic() - self.started)
 
     async def complete(self) -> None:
-        await self._emit(
+        await self._finish(
             Change(progress=100, answer=self.answer, status=JobStatus.COMPLETED),
             messages.job_completed(self.job.job_id, self.answer),
-            wait=True,
+            "completed",
         )
-        self.outcome = "completed"
 
     async def fail(self, error: str) -> None:
-        await self._emit(
+        await self._finish(
             Change(status=JobStatus.FAILED, error=error),
             messages.failed_event(self.job.job_id, error),
-            wait=True,
+            "failed",
         )
-        self.outcome = "failed"
 
     async def retry(self, error: str, delay: float) -> None:
         stage = f"{error}; retrying in {delay:.0f} s"
-        await self._emit(
+        await self._finish(
             Change(status=JobStatus.PENDING, retry_in=delay),
             messages.job_update(self.job.job_id, self.progress, stage, status="pending"),
-            wait=True,
+            "retried",
         )
-        self.outcome = "retried"
+
+    async def _finish(self, change: Change, event: Event, outcome: str) -> None:
+        """The run's last write: once it is written the job is no longer this worker's, so a
+        heartbeat then finds the lease gone (see ``finishing``)."""
+        self.finishing = True
+        await self._emit(change, event, wait=True)
+        self.outcome = outcome
 
 
 async def run_job(run: JobRun, provider: Provider, settings: Settings, cpu: anyio.Lock) -> None:

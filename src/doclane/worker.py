@@ -133,6 +133,7 @@ class Worker:
             try:
                 await self.store.heartbeat(run.job.job_id, self.id, self.settings.lease_seconds)
             except LeaseLost:
-                run.stopped.set()  # blocking work polls this between pages and tokens
-                scope.cancel()
+                if not run.finishing:  # else the final write says whether the lease held
+                    run.stopped.set()  # blocking work polls this between pages and tokens
+                    scope.cancel()
                 return
