@@ -198,4 +198,7 @@ async def test_a_stalled_or_crawling_body_is_cut_off(
     crawling = await anyio.to_thread.run_sync(raw_upload, server, [b"x"] * 100, 0.5)
     assert crawling.startswith(b"HTTP/1.1 408") and b"longer than 3 s" in crawling, crawling
     assert 2.5 < time.monotonic() - started < 10
+    # Past what is held in memory, the file part is being spooled to disk when it stalls.
+    spooled = await anyio.to_thread.run_sync(raw_upload, server, [b"x" * 80_000], 0)
+    assert spooled.startswith(b"HTTP/1.1 408") and b"stalled" in spooled, spooled
     assert list((server.data_dir / "uploads").glob("incoming-*")) == []  # nothing left behind

@@ -100,9 +100,10 @@ class _Spool:
             await self._out.aclose()
 
     async def abandon(self) -> None:
-        """Close the file, if one was opened, after a failure (that error is the one to report)."""
+        """Close the file, if one was opened, after a failure (that error is the one to report;
+        a time-out's cancelled scope must not cut the close short)."""
         if self._out is not None:
-            with suppress(OSError):
+            with suppress(OSError), anyio.CancelScope(shield=True):
                 await self._out.aclose()
 
 
@@ -303,8 +304,8 @@ async def _consume(
 
 
 class _BodyClock:
-    """Both body time-outs as one cancel scope, whose deadline a read moves to the earlier of
-    the idle one and the total one (a scope per read cost a tenth of a small upload's time)."""
+    """Both body time-outs as one cancel scope for the whole body (not one more per read),
+    whose deadline a read moves to the earlier of the idle one and the total one."""
 
     def __init__(self, timeouts: BodyTimeouts) -> None:
         self.idle = timeouts.idle
