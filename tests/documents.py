@@ -42,6 +42,17 @@ def make_report_pdf(path: Path, page_count: int = 3) -> Path:
     return make_pdf(path, pages)
 
 
+def make_topics_pdf(path: Path, topics: Sequence[str], pages_per_topic: int = 1) -> Path:
+    """A long report, ``pages_per_topic`` pages on each topic in turn, 20 lines a page: too
+    long to read at once, so a summary of it goes section by section."""
+    line = "Section {n} is about {topic}: notes {n}.{i} on {topic}."
+    pages = [
+        [line.format(n=n, i=i, topic=topics[(n - 1) // pages_per_topic]) for i in range(20)]
+        for n in range(1, len(topics) * pages_per_topic + 1)
+    ]
+    return make_pdf(path, pages)
+
+
 def encrypt_pdf(source: Path, target: Path, password: str) -> Path:
     writer = PdfWriter()
     writer.append(PdfReader(source))

@@ -19,7 +19,7 @@ from doclane.context import Budget, build_messages
 from doclane.documents import Document, extract
 from doclane.jobs import DocumentKind
 from doclane.providers.base import estimate_tokens
-from tests.documents import make_csv, make_pdf, make_report_pdf
+from tests.documents import make_csv, make_pdf, make_report_pdf, make_topics_pdf
 from tests.server import ServerProcess
 from tests.wsclient import check_stream, follow, of_job, upload
 
@@ -140,12 +140,7 @@ async def test_summary_of_a_long_pdf_covers_it_all(
 ) -> None:
     server = start_server({"DOCLANE_CONTEXT_BUDGET_TOKENS": "150"})
     topics = ["turbines", "staffing", "budgets", "safety", "travel", "training"]
-    line = "Section {n} is about {topic}: notes {n}.{i} on {topic}."
-    pages = [
-        [line.format(n=n, i=i, topic=topics[(n - 1) // 10]) for i in range(20)]
-        for n in range(1, 61)
-    ]
-    pdf = make_pdf(tmp_path / "long.pdf", pages)
+    pdf = make_topics_pdf(tmp_path / "long.pdf", topics, pages_per_topic=10)
     async with connect(server.ws) as ws:
         job_id = (await upload(server.http, pdf, "Summarise this document."))["data"]["job_id"]
         events = of_job(await follow(ws, {job_id}), job_id)

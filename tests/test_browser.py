@@ -28,12 +28,14 @@ from tests.browser import (
     turn,
     wait_for_status,
 )
-from tests.documents import make_csv, make_pdf, make_report_pdf
+from tests.documents import make_csv, make_report_pdf, make_topics_pdf
 from tests.server import ServerProcess, free_port
 
 pytestmark = pytest.mark.slow
 
 LONG_ANSWER = {"DOCLANE_MAX_ANSWER_TOKENS": "200"}
+# Summarised section by section, one model call per page: the answer runs on for seconds after
+# its first heading shows (a one-call answer may end before a click lands, on a loaded machine).
 TOPICS = ["turbines", "staffing", "budgets", "safety"]
 DESKTOP = {"width": 1280, "height": 800}
 
@@ -129,23 +131,9 @@ def start_a_long_answer(
     """A server, the page, and a job whose long answer has begun to stream."""
     server = start_server(LONG_ANSWER)
     open_page(page, server.http)
-    job_id = ask(page, long_report_pdf(tmp_path / "report.pdf"), "Write a long summary.")
+    job_id = ask(page, make_topics_pdf(tmp_path / "report.pdf", TOPICS), "Write a long summary.")
     expect(turn(page, job_id).locator(".answer")).not_to_be_empty(timeout=60_000)
     return server, job_id
-
-
-def long_report_pdf(path: Path) -> Path:
-    """A report summarised section by section, one model call per page: its answer runs on for
-    seconds after its first heading shows, whenever the model ends a section (a short answer
-    may end before a click lands, on a loaded machine)."""
-    line = "Section {n} is about {topic}: notes {n}.{i} on {topic}."
-    return make_pdf(
-        path,
-        [
-            [line.format(n=n, i=i, topic=topic) for i in range(20)]
-            for n, topic in enumerate(TOPICS, 1)
-        ],
-    )
 
 
 def test_the_bar_moves_while_a_long_answer_streams(
