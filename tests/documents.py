@@ -29,6 +29,20 @@ def in_storage(path: Path, data_dir: Path, job_id: str) -> str:
     return key
 
 
+def stored_jobs(root: Path) -> list[str]:
+    """What a storage root holds, by job: the job id of each stored file (its name up to the
+    first dot, in its shard), and any other file (a spooled leftover) by its name; sorted, one
+    entry per job however many files it has."""
+    if not root.exists():
+        return []
+    found = {
+        path.name.split(".")[0] if path.parent != root else path.name
+        for path in root.rglob("*")
+        if path.is_file()
+    }
+    return sorted(found)
+
+
 def make_report_pdf(path: Path, page_count: int = 3) -> Path:
     """A small report whose facts sit on known pages."""
     pages = []

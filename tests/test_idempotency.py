@@ -3,7 +3,6 @@ retry gets the first job, and uploads racing with one key make exactly one job a
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pytest
 
 from doclane.jobs import JobStore, open_store
 from doclane.settings import Settings
+from tests.documents import stored_jobs
 from tests.postgres import database_or_skip
 from tests.wsclient import queued
 
@@ -57,7 +57,7 @@ async def queued_jobs(store: JobStore) -> list[str]:
 
 
 def stored_uploads(settings: Settings) -> list[str]:
-    return sorted(os.listdir(settings.uploads_dir))
+    return stored_jobs(settings.uploads_dir)
 
 
 async def test_a_retry_gets_the_first_job(

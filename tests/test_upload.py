@@ -13,7 +13,14 @@ import pytest
 from doclane.intake import DEFAULT_PROMPT
 from doclane.jobs import open_store
 from doclane.settings import Settings
-from tests.documents import encrypt_pdf, make_csv, make_png, make_report_pdf, png_bytes
+from tests.documents import (
+    encrypt_pdf,
+    make_csv,
+    make_png,
+    make_report_pdf,
+    png_bytes,
+    stored_jobs,
+)
 from tests.wsclient import queued
 
 pytestmark = pytest.mark.anyio
@@ -33,7 +40,7 @@ def assert_error(response: httpx.Response, status: int, *words: str) -> None:
 
 
 def leftover_files(settings: Settings) -> list[str]:
-    return sorted(os.listdir(settings.uploads_dir)) if settings.uploads_dir.exists() else []
+    return stored_jobs(settings.uploads_dir)
 
 
 async def stored_job(settings: Settings, job_id: str) -> Any:
@@ -58,7 +65,7 @@ async def test_upload_response_and_queued_job(
     assert job.prompt == "What was revenue?"
     assert job.priority == 3
     assert job.kind == "pdf"
-    assert job.upload_key == f"{job_id}/upload.pdf"  # a key below the storage root
+    assert job.upload_key == f"{job_id[:2]}/{job_id}.pdf"  # a key below the storage root
     assert (settings.uploads_dir / job.upload_key).read_bytes() == pdf  # stored intact
     assert leftover_files(settings) == [job_id]  # no spooled leftovers
 
@@ -311,6 +318,6 @@ async def test_a_spreadsheet_is_stored_with_its_csv(
     response = await post(api, "sales.xlsx", path.read_bytes())
     assert response.status_code == 200, response.text
     job_id = response.json()["data"]["job_id"]
-    stored = sorted(os.listdir(settings.uploads_dir / job_id))
-    assert stored == ["upload.spreadsheet", "upload.spreadsheet.csv"]
+    stored = sorted(os.listdir(settings.uploads_dir / job_id[:2]))
+    assert stored == [f"{job_id}.spreadsheet", f"{job_id}.spreadsheet.csv"]
     assert leftover_files(settings) == [job_id]

@@ -4,7 +4,7 @@ is ``DOCLANE_RETENTION_DAYS`` old.
 Deleting a job removes its row, its event log and its files (the upload and what was derived
 from it). The row goes first, in one statement that also checks the job is finished and whose
 it is; then the files. A process killed between the two leaves that job's files behind, with
-nothing pointing at them (``<storage>/<job_id>/``).
+nothing pointing at them (``<storage>/<shard>/<job_id>.*``).
 
 Every process that opens the services (API replicas and workers) sweeps, each every
 :func:`sweep_interval`: sweeps that run at once share the work, as each job is deleted, and its

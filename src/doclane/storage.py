@@ -1,18 +1,24 @@
 """Where uploads live: files addressed by key, every key derived from its job's id.
 
-An upload is stored as ``<job_id>/upload.<type>`` and whatever is derived from it (a
-spreadsheet's CSV) beside it, so a job's files are one directory, and the database keeps the
-key, never a path: every API replica and worker that can reach the storage finds the file, from
-any working directory. One backend today, chosen by ``DOCLANE_STORAGE_URL``: a directory
-(``file://``), local or a shared volume. An object store (``s3://``) would implement the same
-interface, its :meth:`Storage.local_path` downloading to a temporary file.
+An upload is stored as ``<shard>/<job_id>.<type>``, the shard being the id's first two
+characters, and whatever is derived from it (a spreadsheet's CSV) beside it under a longer name:
+a job's files are those whose name starts with ``<job_id>.``. No directory per job: making one
+is a second new inode per upload, as dear as the file itself (measured: half the time an upload
+spends in the kernel; docs/benchmarks.md, "Uploads"). The database keeps the key, never a path:
+every API replica and worker that can reach the storage finds the file, from any working
+directory. One backend today, chosen by ``DOCLANE_STORAGE_URL``: a directory (``file://``),
+local or a shared volume. An object store (``s3://``) would implement the same interface, its
+:meth:`Storage.local_path` downloading to a temporary file.
 
-Keys written before keys existed are the job id alone (the old ``<uploads>/<job_id>`` file; see
-migration 0003), and resolve the same way.
+Keys written by earlier versions resolve the same way, and their files are deleted alike:
+``<job_id>/upload.<type>`` (a directory per job), and before keys existed the job id alone (the
+old ``<uploads>/<job_id>`` file; see migration 0003).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
@@ -28,7 +34,7 @@ from doclane.offload import run_blocking
 
 def upload_key(job_id: str, file_type: str) -> str:
     """The key of a job's upload; ``file_type`` is what the bytes were sniffed as."""
-    return f"{job_id}/upload.{file_type}"
+    return f"{job_id[:2]}/{job_id}.{file_type}"
 
 
 class Storage(ABC):
@@ -96,8 +102,13 @@ class LocalStorage(Storage):
 
     async def delete_job(self, job_id: str) -> None:
         def delete() -> None:
-            shutil.rmtree(self._path(job_id), ignore_errors=True)
-            for legacy in (job_id, f"{job_id}.csv"):  # files kept before keys (see above)
+            shard, prefix = self._path(job_id[:2]), f"{job_id}."
+            with contextlib.suppress(FileNotFoundError), os.scandir(shard) as entries:
+                for entry in entries:
+                    if entry.name.startswith(prefix):
+                        Path(entry.path).unlink(missing_ok=True)
+            shutil.rmtree(self._path(job_id), ignore_errors=True)  # earlier versions' (above)
+            for legacy in (job_id, f"{job_id}.csv"):
                 path = self._path(legacy)
                 if path.is_file():
                     path.unlink(missing_ok=True)
