@@ -2,9 +2,9 @@
 
 An upload is stored as ``<shard>/<job_id>.<type>``, the shard being the id's first two
 characters, and whatever is derived from it (a spreadsheet's CSV) beside it under a longer name:
-a job's files are those whose name starts with ``<job_id>.``. No directory per job: making one
-is a second new inode per upload, as dear as the file itself (measured: half the time an upload
-spends in the kernel; docs/benchmarks.md, "Uploads"). The database keeps the key, never a path:
+a job's files are those whose name starts with ``<job_id>.``. No directory per job: it would
+be a second new inode per upload, as dear as the file itself (150-450 us of kernel time each on
+an ext4 volume measured; docs/benchmarks.md, "Uploads"). The database keeps the key, never a path:
 every API replica and worker that can reach the storage finds the file, from any working
 directory. One backend today, chosen by ``DOCLANE_STORAGE_URL``: a directory (``file://``),
 local or a shared volume. An object store (``s3://``) would implement the same interface, its
