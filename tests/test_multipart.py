@@ -12,12 +12,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 
-from doclane.errors import InvalidRequest
+from doclane.errors import InvalidRequest, UploadTimeout
 from doclane.settings import Settings
-from doclane.uploads import SPOOL_IN_MEMORY, receive_form
+from doclane.uploads import SPOOL_IN_MEMORY, BodyTimeouts, receive_form
 from tests.documents import png_bytes
 from tests.server import ServerProcess
 from tests.test_upload import assert_error, leftover_files
@@ -164,6 +165,40 @@ async def test_failed_read_is_the_client_not_the_disk(
     dropped = [r for r in caplog.records if "upload dropped" in r.getMessage()]
     assert [(r.levelno, r.exc_info) for r in dropped] == [(logging.INFO, None)]
     assert "ConnectionResetError" in dropped[0].getMessage()
+
+
+async def test_a_body_that_keeps_coming_is_never_stalled(tmp_path: Path) -> None:
+    """Reads a tenth of a second apart, for four times the idle time-out: the deadline must
+    follow the data (it is moved only once in a while, not on every read)."""
+
+    async def body() -> AsyncIterator[bytes]:
+        yield b"--" + B + b"\r\n" + FILE_HEAD
+        for _ in range(12):
+            await anyio.sleep(0.1)
+            yield b"a,b\n"
+        yield b"\r\n" + CLOSE
+
+    form = await receive_form(content_type(), body(), tmp_path, 10_000, BodyTimeouts(idle=0.3))
+    assert form.held == b"a,b\n" * 12
+
+
+async def test_a_stall_ends_the_body_no_sooner_than_the_idle_time(tmp_path: Path) -> None:
+    idle = 0.5
+    last_data = 0.0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal last_data
+        yield b"--" + B + b"\r\n" + FILE_HEAD
+        for _ in range(3):
+            await anyio.sleep(0.2)
+            last_data = time.monotonic()
+            yield b"a,b\n"
+        await anyio.sleep(60)
+
+    with pytest.raises(UploadTimeout, match="stalled"):
+        await receive_form(content_type(), body(), tmp_path, 10_000, BodyTimeouts(idle=idle))
+    waited = time.monotonic() - last_data
+    assert idle - 0.01 <= waited < idle * 1.125 + 1.0, waited  # timers may fire a hair early
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = DROP_WAIT) -> bool:

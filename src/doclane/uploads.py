@@ -76,9 +76,10 @@ class _Spool:
     small file never goes through the spool (no open, write per chunk, close and move, each
     leaving the event loop); a larger one streams to a file in the spool from then on."""
 
-    def __init__(self, form: ReceivedForm, spool_dir: Path) -> None:
+    def __init__(self, form: ReceivedForm, spool_dir: Path, clock: _BodyClock) -> None:
         self._form = form
         self._spool_dir = spool_dir
+        self._clock = clock
         self._held = bytearray()
         self._out: anyio.AsyncFile[bytes] | None = None
 
@@ -89,15 +90,18 @@ class _Spool:
                 return
             path = self._spool_dir / f"incoming-{uuid.uuid4().hex}"
             self._form.file_path = path  # before the open: a failure removes it
-            self._out = await anyio.open_file(path, "wb")
+            with self._clock.writing():
+                self._out = await anyio.open_file(path, "wb")
             data, self._held = bytes(self._held), bytearray()
-        await self._out.write(data)
+        with self._clock.writing():
+            await self._out.write(data)
 
     async def close(self) -> None:
         if self._out is None:
             self._form.held = bytes(self._held)
         else:
-            await self._out.aclose()
+            with self._clock.writing():
+                await self._out.aclose()
 
     async def abandon(self) -> None:
         """Close the file, if one was opened, after a failure (that error is the one to report;
@@ -271,7 +275,7 @@ async def _consume(
                         form.file_name = safe_file_name(
                             disposition[b"filename"].decode("utf-8", "replace")
                         )
-                        out = _Spool(form, spool_dir)
+                        out = _Spool(form, spool_dir, clock)
                 elif event == "on_part_data":
                     if out is not None:
                         form.file_size += len(data)
@@ -304,8 +308,15 @@ async def _consume(
 
 
 class _BodyClock:
-    """Both body time-outs as one cancel scope for the whole body (not one more per read),
-    whose deadline a read moves to the earlier of the idle one and the total one."""
+    """Both body time-outs as one cancel scope for the whole body (not one more per read).
+
+    A read may wait ``idle`` seconds, within the total. Moving the scope's deadline reschedules
+    a timer, and a small body comes in a dozen reads or more, so the deadline moves only when it
+    falls outside ``[idle, idle * (1 + SLACK)]`` from now: a stall still ends no sooner than
+    ``idle`` after the last data, and at most ``idle * SLACK`` later. A write to the spool
+    counts only against the total (a slow disk is not a stalled client)."""
+
+    SLACK = 0.125
 
     def __init__(self, timeouts: BodyTimeouts) -> None:
         self.idle = timeouts.idle
@@ -315,16 +326,20 @@ class _BodyClock:
 
     @contextmanager
     def reading(self) -> Iterator[None]:
-        """A read: it may wait ``idle`` seconds, within the total (and writes only the total)."""
-        deadline = min(self.end, anyio.current_time() + self.idle)
-        self.scope.deadline = deadline
+        soonest = min(self.end, anyio.current_time() + self.idle)
+        if not soonest <= self.scope.deadline <= soonest + self.idle * self.SLACK:
+            self.scope.deadline = min(self.end, soonest + self.idle * self.SLACK)
         try:
             yield
         finally:
             # The deadline in force tells which fired: the loop's timers may fire a hair
             # before time.monotonic() reaches it, so the clock cannot.
-            self.stalled = self.scope.cancel_called and deadline < self.end
-            self.scope.deadline = self.end
+            self.stalled = self.scope.cancel_called and self.scope.deadline < self.end
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        self.scope.deadline = self.end
+        yield
 
 
 async def _next_chunk(body: AsyncIterator[bytes], clock: _BodyClock) -> bytes | None:
