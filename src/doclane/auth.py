@@ -2,10 +2,11 @@
 
 Keys come from ``DOCLANE_API_KEYS`` (``user:key,user:key``) and ``DOCLANE_API_KEYS_FILE`` (one
 ``user:key`` a line). A key written ``sha256:<hex>`` is the SHA-256 of the key, so the file
-need not hold the key itself. Every key is kept as its SHA-256 digest; a token is hashed and
-compared with every digest by :func:`hmac.compare_digest`, so the time taken tells nothing of
-how much of a key matched, nor whose it was. Keys are never logged, and a ``?token=`` in a
-WebSocket URL is masked on every log line (doclane.logs).
+need not hold the key itself. Every key is kept as its SHA-256 digest, and a token is hashed
+and looked up by its digest: the time taken tells nothing of how much of a key matched (a
+token's digest shares nothing foreseeable with a key's), nor whose it was, and does not grow
+with the number of keys. Keys are never logged, and a ``?token=`` in a WebSocket URL is masked
+on every log line (doclane.logs).
 
 No key configured: auth is off, and every client is the one implicit user, who sees every job
 (doclane as it was before keys). With keys, a user sees only the jobs it created.
@@ -18,7 +19,6 @@ its key on the handshake (the header, or ``?token=``) or in its first message,
 from __future__ import annotations
 
 import hashlib
-import hmac
 import ipaddress
 import json
 import logging
@@ -64,12 +64,12 @@ class Keyring:
     """The configured keys, as SHA-256 digests, each naming its user."""
 
     def __init__(self, keys: Iterable[tuple[str, str]] = ()) -> None:
-        self._digests: list[tuple[bytes, str]] = []
+        self._users: dict[bytes, str] = {}
         for user, key in keys:
             digest = _digest_of(user, key)
-            if any(hmac.compare_digest(digest, known) for known, _ in self._digests):
+            if digest in self._users:
                 raise DoclaneError(f"API key of user {user!r} is given twice (keys must differ)")
-            self._digests.append((digest, user))
+            self._users[digest] = user
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Keyring:
@@ -96,16 +96,11 @@ class Keyring:
 
     @property
     def enabled(self) -> bool:
-        return bool(self._digests)
+        return bool(self._users)
 
     def user_for(self, token: str) -> str | None:
-        """The user whose key this is, or None; every key is compared, whatever matches."""
-        digest = hashlib.sha256(token.encode()).digest()
-        found: str | None = None
-        for known, user in self._digests:
-            if hmac.compare_digest(digest, known):
-                found = user
-        return found
+        """The user whose key this is, or None."""
+        return self._users.get(hashlib.sha256(token.encode()).digest())
 
 
 def _digest_of(user: str, key: str) -> bytes:
