@@ -22,7 +22,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from tests import hostile
-from tests.documents import make_csv, make_report_pdf
+from tests.documents import make_csv, make_report_pdf, stored_jobs
 from tests.server import ServerProcess
 from tests.wsclient import check_stream, follow, of_job, upload
 
@@ -221,7 +221,7 @@ async def test_a_bomb_costs_one_upload_or_one_job(
 ) -> None:
     server = target.server
     path = bomb.make(tmp_path / bomb.file_name)
-    uploads = set((server.data_dir / "uploads").iterdir())
+    uploads = stored_jobs(server.data_dir / "uploads")
     async with httpx.AsyncClient(base_url=server.http, timeout=60) as http:
         with path.open("rb") as file:
             response = await http.post(
@@ -231,7 +231,7 @@ async def test_a_bomb_costs_one_upload_or_one_job(
         assert response.status_code == 422, response.text
         body = response.json()
         assert body["success"] is False and bomb.message in body["error"], body
-        assert set((server.data_dir / "uploads").iterdir()) == uploads  # nothing left behind
+        assert stored_jobs(server.data_dir / "uploads") == uploads  # nothing left behind
     else:
         assert response.status_code == 200, response.text
         job_id = response.json()["data"]["job_id"]

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from doclane.documents import extract
 from doclane.errors import DocumentError
 from doclane.jobs import DocumentKind
-from tests.documents import inspect_upload, make_report_pdf
+from tests.documents import inspect_upload, make_report_pdf, stored_jobs
 from tests.hostile import deeply_nested_pdf, long_line_csv, many_pages_pdf
 from tests.server import ServerProcess
 from tests.wsclient import check_stream, follow, of_job, upload
@@ -110,7 +110,7 @@ async def test_disk_full_during_upload_leaves_nothing_behind(
             "success": False,
             "error": "The server could not store the file",
         }
-        assert list((server.data_dir / "uploads").iterdir()) == []
+        assert stored_jobs(server.data_dir / "uploads") == []
         pdf = make_report_pdf(tmp_path / "r.pdf")  # small files still go through
         with pdf.open("rb") as file:
             ok = await http.post("/api/upload", files={"file": ("r.pdf", file)})

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from doclane.jobs import open_store
 from doclane.retention import sweep_interval
-from tests.documents import make_report_pdf
+from tests.documents import make_report_pdf, stored_jobs
 from tests.server import ServerProcess
 from tests.wsclient import follow, upload
 
@@ -42,8 +42,8 @@ async def test_delete_of_a_finished_job_deletes_it(
 ) -> None:
     server = start_server()
     job_id = await run_to_the_end(server, make_report_pdf(tmp_path / "r.pdf"))
-    files = server.data_dir / "uploads" / job_id
-    assert files.is_dir() and any(files.iterdir())
+    uploads = server.data_dir / "uploads"
+    assert stored_jobs(uploads) == [job_id]
     assert await logged_events(server, job_id) != []
     async with httpx.AsyncClient(base_url=server.http) as http:
         deleted = await http.delete(f"/api/jobs/{job_id}")
@@ -52,7 +52,7 @@ async def test_delete_of_a_finished_job_deletes_it(
         assert data["job_id"] == job_id and data["status"] == "completed" and data["ai_response"]
         assert (await http.get(f"/api/jobs/{job_id}")).status_code == 404
         assert (await http.delete(f"/api/jobs/{job_id}")).status_code == 404  # once
-    assert not files.exists()
+    assert stored_jobs(uploads) == []
     assert await logged_events(server, job_id) == []
     async with connect(server.ws) as ws:  # nothing left to replay
         await ws.send(json.dumps({"type": "subscribe", "job_id": job_id, "after_seq": 0}))
@@ -71,12 +71,13 @@ async def test_finished_jobs_are_deleted_after_the_retention(
     days = 5 / 86_400  # five seconds
     server = start_server({"DOCLANE_RETENTION_DAYS": str(days)})
     job_id = await run_to_the_end(server, make_report_pdf(tmp_path / "r.pdf"))
-    files = server.data_dir / "uploads" / job_id
+    uploads = server.data_dir / "uploads"
+    assert stored_jobs(uploads) == [job_id]
     async with httpx.AsyncClient(base_url=server.http) as http:
         assert (await http.get(f"/api/jobs/{job_id}")).status_code == 200  # not yet
         with anyio.fail_after(5 + 3 * sweep_interval(days) + 10):
             while (await http.get(f"/api/jobs/{job_id}")).status_code != 404:
                 await anyio.sleep(0.2)
-    assert not files.exists()
+    assert stored_jobs(uploads) == []
     assert await logged_events(server, job_id) == []
     assert "retention: 1 finished job(s)" in server.log()
