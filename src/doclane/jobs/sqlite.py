@@ -8,15 +8,12 @@ one of anyio's pool: a write takes ~50 us here, and the pool's hand-over cost mo
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TypeVar
-
-import anyio
 
 from doclane.errors import InvalidRequest, JobNotFound, LeaseLost
 from doclane.jobs.base import (
@@ -43,6 +40,7 @@ from doclane.jobs.base import (
 )
 from doclane.jobs.model import Job, JobStatus, NewJob
 from doclane.messages import cancelled_event, failed_event
+from doclane.offload import run_in
 
 T = TypeVar("T")
 
@@ -179,14 +177,11 @@ class SQLiteJobStore(JobStore):
         self._thread: ThreadPoolExecutor | None = None
 
     async def _call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` in the store's thread; a cancelled caller still waits for it to finish
-        (as anyio.to_thread.run_sync does), so a write is never done unbeknown to its caller."""
+        """Run ``fn`` in the store's thread; a cancelled caller still waits for it to finish,
+        so a write is never done unbeknown to its caller."""
         if self._thread is None:
             raise RuntimeError("job store is not open")
-        future = asyncio.get_running_loop().run_in_executor(self._thread, fn)
-        with anyio.CancelScope(shield=True):
-            result = await future
-        return result
+        return await run_in(self._thread, fn)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn
