@@ -256,7 +256,7 @@ def ms(seconds: float) -> str:
 async def measure(clients: int, rounds: int, folder: Path) -> tuple[Mode, Mode]:
     document = make_report_pdf(folder / "report.pdf")
     model = app_server("benchmarks.fanout:scripted_model", folder / "model.log", {})
-    with model as model_url:
+    with model as (model_url, _):
         env = {
             "DOCLANE_MAX_ANSWER_TOKENS": str(ANSWER_TOKENS),
             "DOCLANE_LLM_PROVIDER": "openai",

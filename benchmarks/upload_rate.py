@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -51,7 +52,8 @@ BEFORE = {"bare": 1.00, "SQLite": 0.86, "PostgreSQL": 0.83}
 USERS_PER_UPLOADER = 8
 COLUMNS = (
     "| server | uploads | uploads/s | p50 ms | p99 ms | rate vs bare "
-    "| per round: median (range) | before: rate vs bare |\n" + "|---" * 8 + "|"
+    "| per round: median (range) | CPU ms an upload: client, server, PostgreSQL "
+    "| before: rate vs bare |\n" + "|---" * 9 + "|"
 )
 USERS = [f"user{n}" for n in range(CONCURRENCY * USERS_PER_UPLOADER)]
 AUTH = {"DOCLANE_API_KEYS": ",".join(f"{user}:key-{user}" for user in USERS)}
@@ -80,20 +82,60 @@ def bare_app() -> FastAPI:
 class Target:
     name: str
     url: str
+    pid: int
     seconds: float = 0.0
     uploads: int = 0
     latencies: list[float] = field(default_factory=list)
     round_rates: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # seconds, by who spent them
 
     @property
     def rate(self) -> float:
         return self.uploads / self.seconds
 
+    def cpu_ms(self, who: str) -> str:
+        return f"{self.cpu[who] / self.uploads * 1000:.2f}"
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of these processes (all their threads), from /proc."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a database backend that ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_pids() -> list[int]:
+    """Every PostgreSQL process on this machine: the server shares the cores with the rest."""
+    pids = []
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        try:
+            if comm.read_text().strip() == "postgres":
+                pids.append(int(comm.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def cpu_now(target: Target) -> dict[str, float]:
+    """CPU seconds so far: this client's, the target server's, PostgreSQL's."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "client": usage.ru_utime + usage.ru_stime,
+        "server": cpu_seconds([target.pid]),
+        "PostgreSQL": cpu_seconds(postgres_pids()),
+    }
+
 
 @contextmanager
-def app_server(factory: str, log: Path, env: dict[str, str]) -> Iterator[str]:
+def app_server(factory: str, log: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]:
     """``uvicorn --factory`` with doclane's options (access log at info; uvloop and httptools
-    when installed) on a free port; its base URL, once it answers. Stopped at the end."""
+    when installed) on a free port; its base URL and process id, once it answers. Stopped at
+    the end."""
     port = free_port()
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -113,7 +155,7 @@ def app_server(factory: str, log: Path, env: dict[str, str]) -> Iterator[str]:
                 if process.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{factory} did not start: see {log}") from None
                 time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
@@ -127,7 +169,7 @@ def app_server(factory: str, log: Path, env: dict[str, str]) -> Iterator[str]:
 def targets(folder: Path) -> Iterator[list[Target]]:
     with ExitStack() as stack:
         (folder / "bare").mkdir()
-        bare = stack.enter_context(
+        bare, bare_pid = stack.enter_context(
             app_server(
                 "benchmarks.upload_rate:bare_app",
                 folder / "bare.log",
@@ -148,9 +190,9 @@ def targets(folder: Path) -> Iterator[list[Target]]:
         started.append(replica)
         replica.start()
         yield [
-            Target("bare FastAPI handler (writes the file)", bare),
-            Target("doclane serve (SQLite, worker running)", embedded.http),
-            Target("doclane serve --no-worker (PostgreSQL)", replica.http),
+            Target("bare FastAPI handler (writes the file)", bare, bare_pid),
+            Target("doclane serve (SQLite, worker running)", embedded.http, embedded.pid),
+            Target("doclane serve --no-worker (PostgreSQL)", replica.http, replica.pid),
         ]
 
 
@@ -174,13 +216,17 @@ async def burst(target: Target, count: int, record: bool = True) -> None:
                 latencies.append(time.perf_counter() - started)
                 assert response.status_code == 200, response.text
 
+        cpu_before = cpu_now(target)
         started = time.perf_counter()
         async with anyio.create_task_group() as tg:
             for task in range(CONCURRENCY):
                 share = count // CONCURRENCY + (task < count % CONCURRENCY)
                 tg.start_soon(uploader, share, USERS[task::CONCURRENCY])
         seconds = time.perf_counter() - started
+        cpu_after = cpu_now(target)
     if record:
+        for who, spent in cpu_after.items():
+            target.cpu[who] = target.cpu.get(who, 0.0) + spent - cpu_before[who]
         target.seconds += seconds
         target.uploads += count
         target.latencies += latencies
@@ -212,7 +258,7 @@ def row(target: Target, bare: Target) -> str:
         f"| {target.name} | {target.uploads:,} | {target.rate:,.0f} | "
         f"{ms(statistics.median(target.latencies))} | {ms(p99)} | {target.rate / bare.rate:.2f} "
         f"| {statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
-        f"| {before:.2f} |"
+        f"| {', '.join(target.cpu_ms(who) for who in target.cpu)} | {before:.2f} |"
     )
 
 
