@@ -18,6 +18,7 @@ from doclane.documents.spreadsheet import derived_csv
 from doclane.errors import DocumentError, InvalidRequest
 from doclane.jobs import Job, JobStore, NewJob
 from doclane.limits import check_upload, create_job
+from doclane.offload import run_blocking
 from doclane.settings import Settings
 from doclane.storage import Storage, upload_key
 from doclane.uploads import ReceivedForm
@@ -128,10 +129,10 @@ async def submit(
             await storage.delete_job(job_id)
         return job
     except BaseException:
-        if spooled is not None:
-            remove_upload(spooled)
-        if saved:
-            with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True):  # off the event loop, even when cancelled
+            if spooled is not None:
+                await run_blocking(remove_upload, spooled)
+            if saved:
                 await storage.delete_job(job_id)
         raise
 

@@ -29,6 +29,7 @@ from starlette.requests import ClientDisconnect
 
 from doclane.documents.sniff import HEAD_BYTES
 from doclane.errors import InvalidRequest, StorageFull, UploadTimeout, UploadTooLarge
+from doclane.offload import run_blocking
 from doclane.storage import write_file
 
 FILE_FIELD = "file"
@@ -201,8 +202,9 @@ async def receive_form(
         if clock.scope.cancelled_caught:
             raise TimeoutError
     except BaseException as exc:
-        if form.file_path is not None:
-            form.file_path.unlink(missing_ok=True)
+        if (spooled := form.file_path) is not None:
+            with anyio.CancelScope(shield=True):  # off the event loop, even when cancelled
+                await run_blocking(lambda: spooled.unlink(missing_ok=True))
         if isinstance(exc, _ClientGone):
             log.info(
                 "upload dropped: the client went away mid-body (%s); %d file bytes discarded",
