@@ -2,8 +2,9 @@
 
 Claims run in ``BEGIN IMMEDIATE`` transactions, so several worker processes on one host can
 share the file safely. The sqlite3 module blocks, so every call runs in the store's own thread,
-one at a time (a single connection), never on the event loop. A thread of its own rather than
-one of anyio's pool: a write takes ~50 us here, and the pool's hand-over cost more than that.
+one at a time (a single connection), never on the event loop: a thread of its own, handed each
+call as doclane.offload hands blocking calls to its pool (a write takes ~50 us here; anyio's
+hand-over cost more than that).
 """
 
 from __future__ import annotations
