@@ -1,4 +1,8 @@
-"""The one place blocking work leaves the event loop: plain calls and producers in threads."""
+"""The one place blocking work leaves the event loop: plain calls and producers in threads.
+
+Plain calls share one pool (:func:`run_blocking`); the SQLite store hands calls to its own
+thread the same way (:func:`run_in`). A producer (local inference) runs in the loop's default
+executor, and is abandoned rather than waited for when its consumer stops."""
 
 from __future__ import annotations
 

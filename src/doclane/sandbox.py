@@ -43,9 +43,9 @@ from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 import anyio
-import anyio.to_thread
 
 from doclane.errors import DoclaneError, DocumentError, ReaderCrashed, TransientError
+from doclane.offload import run_blocking
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ async def read(
         _spares.refill(after=REFILL_AFTER_SECONDS)
     exit_code = None
     if message[0] not in ("result", "error", "memory"):  # how it died tells what happened
-        await anyio.to_thread.run_sync(reader.process.join, KILL_WAIT_SECONDS)
+        await run_blocking(reader.process.join, KILL_WAIT_SECONDS)
         exit_code = reader.process.exitcode
     result: T = _outcome(what, limits, message, exit_code)
     return result
@@ -265,9 +265,9 @@ async def _reader_for(what: str, task: tuple[Any, ...]) -> _Reader:
             reader.tasks.send(task)  # small (a path, a question): the reader waits for it
             return reader
         except OSError:  # it died since: start another
-            await anyio.to_thread.run_sync(_end, reader)
+            await run_blocking(_end, reader)
     try:
-        reader = await anyio.to_thread.run_sync(_start_reader, None)
+        reader = await run_blocking(_start_reader, None)
     except (OSError, EOFError) as exc:  # e.g. the fork server was killed: the next start heals
         log.warning("could not start a reader for %s: %r", what, exc)
         raise TransientError("No document reader could be started; try again shortly", 503) from exc
@@ -286,7 +286,7 @@ async def _next_message(
         # but a large result is read in a thread, away from the event loop, and blocking
         # (uvloop leaves the descriptor non-blocking once it has watched it).
         os.set_blocking(receiver.fileno(), True)
-        return await anyio.to_thread.run_sync(_receive, receiver)
+        return await run_blocking(_receive, receiver)
     if remaining <= limits.step_seconds:
         raise _too_long(what, limits)
     raise DocumentError(

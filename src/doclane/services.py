@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Annotated, cast
 
 import anyio
-import anyio.to_thread
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
@@ -23,6 +22,7 @@ from doclane.documents.warmup import warm_up
 from doclane.events import EventBus, open_bus
 from doclane.jobs import JobStore, open_store
 from doclane.journal import Journal
+from doclane.offload import run_blocking
 from doclane.providers import open_provider
 from doclane.settings import Settings
 from doclane.storage import Storage, open_storage
@@ -55,7 +55,7 @@ async def open_services(settings: Settings, *, run_worker: bool) -> AsyncIterato
         async with anyio.create_task_group() as tg:
             # Readers are forked from a server that imports them first: start it now, not on
             # the first upload or job, and a warm spare reader with it.
-            tg.start_soon(anyio.to_thread.run_sync, sandbox.start, warm_up)
+            tg.start_soon(run_blocking, sandbox.start, warm_up)
             # Other processes' events, for this one's sockets; a worker runs it too, as an
             # unread LISTEN would hold back PostgreSQL's notification queue for everyone.
             tg.start_soon(bus.relay)

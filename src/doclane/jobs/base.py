@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anyio
-import anyio.to_thread
 
 from doclane.errors import InvalidRequest, LeaseLost
 from doclane.jobs.model import DocumentKind, Job, JobStatus, NewJob
+from doclane.offload import run_blocking
 
 Event = dict[str, Any]
 
@@ -218,7 +218,7 @@ async def prepare_schema(database_url: str, migrate: bool) -> None:
     from doclane.jobs import migrations  # Alembic and SQLAlchemy load only when a store opens
 
     check = migrations.upgrade if migrate else migrations.require_head
-    await anyio.to_thread.run_sync(check, database_url)
+    await run_blocking(check, database_url)
 
 
 class JobStore(ABC):
