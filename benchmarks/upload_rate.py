@@ -296,8 +296,9 @@ again anyway. Auth is on and each of the {CONCURRENCY} uploaders takes turns amo
 {USERS_PER_UPLOADER} users of its own, under the default per-user limits (each upload counts its
 user's jobs; each user queues {per_user:,} per server here, fewer than the limits). *Before* is
 the rate against the bare handler as this section stood before the upload path lost its thread
-hand-overs (commit 6a127db's `src/`, no per-user limits or auth yet). Goal: at least 0.9 x the
-bare handler's rate, on both databases.
+hand-overs (commit 6a127db's `src/`, no per-user limits or auth yet). *CPU* is what the client,
+the server's process and every PostgreSQL process spent an upload, measured around each burst
+(getrusage, /proc). Goal: at least 0.9 x the bare handler's rate, on both databases.
 
 {COLUMNS}
 {chr(10).join(rows)}
