@@ -89,12 +89,12 @@ class _Spool:
             self._held += data
             if len(self._held) <= SPOOL_IN_MEMORY:
                 return
-            path = self._spool_dir / f"incoming-{uuid.uuid4().hex}"
-            self._form.file_path = path  # before the open: a failure removes it
-            with self._clock.writing():
-                self._out = await anyio.open_file(path, "wb")
             data, self._held = bytes(self._held), bytearray()
         with self._clock.writing():
+            if self._out is None:
+                path = self._spool_dir / f"incoming-{uuid.uuid4().hex}"
+                self._form.file_path = path  # before the open: a failure removes it
+                self._out = await anyio.open_file(path, "wb")
             await self._out.write(data)
 
     async def close(self) -> None:
