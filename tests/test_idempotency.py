@@ -56,10 +56,6 @@ async def queued_jobs(store: JobStore) -> list[str]:
     return jobs
 
 
-def stored_uploads(settings: Settings) -> list[str]:
-    return stored_jobs(settings.uploads_dir)
-
-
 async def test_a_retry_gets_the_first_job(
     api: httpx.AsyncClient, settings: Settings, store: JobStore
 ) -> None:
@@ -78,7 +74,7 @@ async def test_a_retry_gets_the_first_job(
     ids = [r.json()["data"]["job_id"] for r in (first, other, *unkeyed)]
     assert len(set(ids)) == 4
     assert await queued_jobs(store) == ids
-    assert stored_uploads(settings) == sorted(ids)
+    assert stored_jobs(settings.uploads_dir) == sorted(ids)
 
 
 @pytest.mark.parametrize("key", [b"", b"x" * 256, b"caf\xc3\xa9", b"tab\there", b"\x7f"])
@@ -146,4 +142,4 @@ async def test_concurrent_uploads_with_one_key_make_one_job(
     [job_id] = {r.json()["data"]["job_id"] for r in responses}
     assert all(r.json() == queued(job_id) for r in responses)
     assert await queued_jobs(store) == [job_id]
-    assert stored_uploads(settings) == [job_id]  # the losers' files are gone
+    assert stored_jobs(settings.uploads_dir) == [job_id]  # the losers' files are gone
