@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from doclane.documents import FileType, sniff_head
 from doclane.documents import check_upload as check_file
 from doclane.documents.spreadsheet import derived_csv
 from doclane.errors import DocumentError, InvalidRequest
+from doclane.ids import new_job_id
 from doclane.jobs import Job, JobStore, NewJob
 from doclane.limits import check_upload, create_job
 from doclane.offload import run_blocking
@@ -90,7 +90,7 @@ async def submit(
 
     An upload racing another with the same idempotency key gets that one's job, and its own
     files are deleted: one key, one job, one stored upload."""
-    job_id = str(uuid.uuid4())
+    job_id = new_job_id()
     spooled = form.file_path
     saved = False
     try:
