@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 import uuid
 
+import pytest
+
+from doclane import ids
 from doclane.ids import new_job_id
 
 
@@ -17,8 +20,9 @@ def test_ids_are_distinct_version_4_uuids_across_batches() -> None:
         assert str(parsed) == job_id
 
 
-def test_a_forked_child_does_not_reuse_its_parents_batch() -> None:
-    new_job_id()  # the parent holds a batch with ids left in it
+def test_a_forked_child_does_not_reuse_its_parents_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ids, "_pool", b"")
+    new_job_id()  # a new batch: the parent holds the rest of it
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child process

@@ -18,8 +18,9 @@ _pool = b""
 
 
 def _forget() -> None:
-    global _pool
-    _pool = b""
+    """In a forked child: a batch of its own, and a lock no parent's thread can hold."""
+    global _lock, _pool
+    _lock, _pool = threading.Lock(), b""
 
 
 os.register_at_fork(after_in_child=_forget)
