@@ -12,9 +12,9 @@ from doclane.ids import new_job_id
 
 
 def test_ids_are_distinct_version_4_uuids_across_batches() -> None:
-    ids = [new_job_id() for _ in range(1000)]  # many batches
-    assert len(set(ids)) == len(ids)
-    for job_id in ids:
+    job_ids = [new_job_id() for _ in range(1000)]  # many batches
+    assert len(set(job_ids)) == len(job_ids)
+    for job_id in job_ids:
         parsed = uuid.UUID(job_id)
         assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
         assert str(parsed) == job_id

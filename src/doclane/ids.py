@@ -4,7 +4,7 @@
 thread, with the upload path's threads runnable, taking the GIL back costs up to a switch
 interval (measured: 0.4 ms of the loop's time an upload under load). One read serves
 ``_BATCH`` ids instead. The bytes are as unguessable (the same source); a forked child drops
-its parent's batch so that no two processes hand out the same id."""
+its parent's batch (and lock) so that no two processes hand out the same id."""
 
 from __future__ import annotations
 
